@@ -1,0 +1,24 @@
+# aps-mirror: `make demo` and `make test` are all a newcomer needs.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+# Exact versions come from constraints.txt: Airflow's own constraint files cannot be fetched here.
+$(STAMP): pyproject.toml constraints.txt requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[airflow,test]"
+	touch $(STAMP)
+
+demo: install
+	$(PY) include/demo/run_demo.py
+
+test: install
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache

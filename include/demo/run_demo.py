@@ -1,0 +1,182 @@
+"""`make demo`: run the aps_mirror DAG end to end on embedded defaults, twice.
+
+Starts the APS simulator and moto's S3 server on free local ports, points the Airflow
+connections at them through AIRFLOW_CONN_* variables, runs `airflow dags test aps_mirror`
+on SQLite, prints the mirrored tree, checks every file byte for byte against the
+simulator, runs the DAG again (it must copy nothing) and stops the servers
+(`APS_MIRROR_DEMO_KEEP=1` leaves them running and prints how to reach them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+WORK = Path(os.environ.get("APS_MIRROR_DEMO_DIR", REPO / ".demo"))
+BUCKET = "aps-mirror-demo"
+PREFIX = "autodesk"
+
+
+def say(message: str) -> None:
+    print(f"\n==> {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_simulator(log_file) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen([str(BIN / "aps-mirror"), "simulator", "serve", "--port", "0",
+                             "--seed", "demo"], stdout=subprocess.PIPE, stderr=log_file, text=True)
+    first_line = proc.stdout.readline()
+    if not first_line:
+        raise SystemExit(f"the APS simulator did not start; see {log_file.name}")
+    return proc, json.loads(first_line)
+
+
+def start_s3(log_file) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            requests.get(url, timeout=1)
+            return proc, url
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise SystemExit(f"moto's S3 server did not start; see {log_file.name}")
+
+
+def airflow(env: dict[str, str], *args: str, quiet: bool = False) -> None:
+    out = subprocess.DEVNULL if quiet else None
+    subprocess.run([str(BIN / "airflow"), *args], env=env, check=True, stdout=out)
+
+
+def sim_stats(base_url: str) -> dict:
+    return requests.get(f"{base_url}/_sim/stats", timeout=10).json()
+
+
+def verify_byte_identical(s3, sim_base_url: str) -> int:
+    """Compare every mirrored object with the bytes the simulator serves for its version."""
+    truth = requests.get(f"{sim_base_url}/_sim/files", timeout=30).json()
+    checked = 0
+    manifests = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/_aps_mirror/manifests/")
+    mirrored = {}
+    for obj in manifests.get("Contents", []):
+        manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
+        mirrored.update(manifest["items"])
+    missing = [f for f in truth if f["item_id"] not in mirrored]
+    if missing:
+        raise SystemExit(f"{len(missing)} simulator files are not in the mirror, e.g. {missing[0]}")
+    for f in truth:
+        entry = mirrored[f["item_id"]]
+        body = s3.get_object(Bucket=BUCKET, Key=entry["key"])["Body"].read()
+        if entry["version_id"] != f["version_id"] or hashlib.sha1(body).hexdigest() != f["sha1"] \
+                or len(body) != f["size"]:
+            raise SystemExit(f"mirror differs from the simulator for {entry['key']}")
+        checked += 1
+    return checked
+
+
+def main() -> int:
+    keep = os.environ.get("APS_MIRROR_DEMO_KEEP") == "1"
+    shutil.rmtree(WORK, ignore_errors=True)
+    (WORK / "logs").mkdir(parents=True)
+    sim_log = open(WORK / "logs" / "simulator.log", "w")
+    s3_log = open(WORK / "logs" / "s3.log", "w")
+    processes: list[subprocess.Popen] = []
+    try:
+        say("Starting the APS simulator and a local S3 endpoint (moto)")
+        sim_proc, sim = start_simulator(sim_log)
+        processes.append(sim_proc)
+        s3_proc, s3_url = start_s3(s3_log)
+        processes.append(s3_proc)
+        print(f"    APS simulator: {sim['base_url']}\n    S3 endpoint:   {s3_url}")
+        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
+                          aws_access_key_id="demo", aws_secret_access_key="demo")
+        s3.create_bucket(Bucket=BUCKET)
+
+        env = dict(os.environ)
+        env.update({
+            "AIRFLOW_HOME": str(WORK / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW_CONN_AUTODESK_DEFAULT": json.dumps({
+                "conn_type": "autodesk", "host": sim["base_url"], "login": sim["client_id"],
+                "password": sim["client_secret"],
+                "extra": {"auth_mode": "client_credentials", "scopes": "data:read"}}),
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
+                "conn_type": "aws", "login": "demo", "password": "demo",
+                "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"}}),
+            "APS_MIRROR_BUCKET": BUCKET,
+            "APS_MIRROR_PREFIX": PREFIX,
+        })
+        say("Preparing Airflow (SQLite metadata database in .demo/airflow)")
+        airflow(env, "db", "migrate", quiet=True)
+        airflow(env, "pools", "set", "autodesk_api", "4", "APS API concurrency", quiet=True)
+
+        say("Run 1: airflow dags test aps_mirror (first full copy)")
+        before = sim_stats(sim["base_url"])
+        airflow(env, "dags", "test", "aps_mirror")
+        first = sim_stats(sim["base_url"])
+        say("What was mirrored")
+        from aps_mirror.cli.tree import render_tree
+
+        print(render_tree(s3, BUCKET, PREFIX))
+        checked = verify_byte_identical(s3, sim["base_url"])
+        print(f"\n    {checked} files byte-identical to the simulator "
+              f"({first['downloads'] - before['downloads']} downloads)")
+
+        say("Run 2: nothing changed, so nothing may be copied")
+        airflow(env, "dags", "test", "aps_mirror")
+        second = sim_stats(sim["base_url"])
+        copied_again = second["downloads"] - first["downloads"]
+        print(f"    files downloaded on the second run: {copied_again}")
+        if copied_again:
+            raise SystemExit("the second run copied files although nothing changed")
+
+        say("Look at it yourself")
+        if keep:
+            print(f"    export AIRFLOW_CONN_AWS_DEFAULT='{env['AIRFLOW_CONN_AWS_DEFAULT']}'\n"
+                  f"    export AIRFLOW_CONN_AUTODESK_DEFAULT='{env['AIRFLOW_CONN_AUTODESK_DEFAULT']}'\n"
+                  f"    .venv/bin/aps-mirror tree --bucket {BUCKET} --prefix {PREFIX}\n"
+                  f"    .venv/bin/aps-mirror sync --bucket {BUCKET} --prefix {PREFIX} --dry-run")
+            print(f"    Airflow task logs: {WORK / 'airflow' / 'logs'}")
+            print(f"    servers left running (pids {sim_proc.pid}, {s3_proc.pid}); "
+                  f"stop them with: kill {sim_proc.pid} {s3_proc.pid}")
+        else:
+            print(f"    Airflow task logs: {WORK / 'airflow' / 'logs'}\n"
+                  "    Run `APS_MIRROR_DEMO_KEEP=1 make demo` to keep the simulator and S3 running "
+                  "and get commands to browse the mirror.")
+        return 0
+    finally:
+        if not keep:
+            for proc in processes:
+                proc.send_signal(signal.SIGTERM)
+            for proc in processes:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Names of APS endpoint classes, shared by the client's call counters and the simulator's.
+
+Autodesk rate-limits per client id and per endpoint; the classes below follow its table
+(see ../shared/docs/aps-notes.md), so a count per class is also a count per rate budget.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# (class name, documented requests per minute, path pattern). Order matters: first match wins.
+_ENDPOINTS: Final[list[tuple[str, int | None, re.Pattern[str]]]] = [
+    (name, rpm, re.compile(pattern))
+    for name, rpm, pattern in [
+        ("token", 500, r"^/authentication/v2/token$"),
+        ("authorize", None, r"^/authentication/v2/authorize(/.*)?$"),
+        ("userprofile", None, r"^/userprofile/v1/users/@me$"),
+        ("hubs", 50, r"^/project/v1/hubs$"),
+        ("hub", 50, r"^/project/v1/hubs/[^/]+$"),
+        ("projects", 50, r"^/project/v1/hubs/[^/]+/projects$"),
+        ("project", 50, r"^/project/v1/hubs/[^/]+/projects/[^/]+$"),
+        ("top_folders", 300, r"^/project/v1/hubs/[^/]+/projects/[^/]+/topFolders$"),
+        ("folder_contents", 300, r"^/data/v1/projects/[^/]+/folders/[^/]+/contents$"),
+        ("folder_search", 300, r"^/data/v1/projects/[^/]+/folders/[^/]+/search$"),
+        ("folder_parent", 50, r"^/data/v1/projects/[^/]+/folders/[^/]+/(parent|refs)$"),
+        ("folder", 300, r"^/data/v1/projects/[^/]+/folders/[^/]+$"),
+        ("item_tip", 50, r"^/data/v1/projects/[^/]+/items/[^/]+/tip$"),
+        ("item_versions", 800, r"^/data/v1/projects/[^/]+/items/[^/]+/versions$"),
+        ("item", 300, r"^/data/v1/projects/[^/]+/items/[^/]+$"),
+        ("version", 300, r"^/data/v1/projects/[^/]+/versions/[^/]+$"),
+        ("signeds3download", 1000, r"^/oss/v2/buckets/[^/]+/objects/.+/signeds3download$"),
+        ("oss", 1000, r"^/oss/v2/.*$"),
+    ]
+]
+
+# Downloads from a signed URL carry no APS credentials and no APS rate limit.
+SIGNED_URL_DOWNLOAD: Final = "download"
+OTHER: Final = "other"
+
+# Every OSS endpoint shares one budget at Autodesk.
+SHARED_BUDGETS: Final[dict[str, str]] = {"signeds3download": "oss"}
+
+
+def classify(path: str) -> str:
+    """Return the endpoint class of a request path (no query string), or 'other'."""
+    for name, _rpm, pattern in _ENDPOINTS:
+        if pattern.match(path):
+            return name
+    return OTHER
+
+
+def documented_rpm(endpoint_class: str) -> int | None:
+    """Autodesk's documented requests per minute for a class, or None when unlimited/unknown."""
+    for name, rpm, _pattern in _ENDPOINTS:
+        if name == endpoint_class:
+            return rpm
+    return None
+
+
+def budget_of(endpoint_class: str) -> str:
+    """The rate budget a class draws from (all OSS endpoints share one)."""
+    return SHARED_BUDGETS.get(endpoint_class, endpoint_class)

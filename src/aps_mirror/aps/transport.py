@@ -1,0 +1,174 @@
+"""One authenticated HTTP channel to APS: retries, token refresh on 401, and call counting."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import Any, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from aps_mirror.aps import endpoints
+from aps_mirror.aps.auth import BearerAuth, TokenProvider, TokenStore
+from aps_mirror.aps.parsing import loads_json
+from aps_mirror.aps.retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, make_retrying
+from aps_mirror.connection import ApsConnection
+from aps_mirror.errors import ApiError, RateLimited
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "aps-mirror/0.1 (+https://github.com/aps-mirror/aps-mirror)"
+
+
+class CallCounter:
+    """Requests sent per endpoint class (every attempt, retries and token calls included)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
+
+    def sent(self, endpoint: str) -> None:
+        with self._lock:
+            self.calls[endpoint] += 1
+
+    def was_throttled(self, endpoint: str) -> None:
+        with self._lock:
+            self.throttled[endpoint] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.calls.items()))
+
+
+class ApsTransport:
+    """Sends requests to APS with a valid token, retrying what is worth retrying."""
+
+    def __init__(
+        self,
+        connection: ApsConnection,
+        token_store: TokenStore | None = None,
+        *,
+        session: requests.Session | None = None,
+        retry_policy: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (10.0, 120.0),
+    ) -> None:
+        self.connection = connection
+        self.base_url = connection.base_url.rstrip("/")
+        self.counter = CallCounter()
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.timeout = timeout
+        self.tokens = TokenProvider(connection, self.session, token_store,
+                                    on_request=self.counter.sent, retry_policy=self.retry_policy)
+        self._auth = BearerAuth(self.tokens)
+
+    def url(self, path_or_url: str) -> str:
+        """An absolute URL; `links.next` may come back relative or absolute."""
+        return urljoin(self.base_url + "/", path_or_url)
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+        stream: bool = False,
+        endpoint: str | None = None,
+    ) -> requests.Response:
+        """Send one logical request; raise ApiError for a final error status."""
+        url = self.url(path_or_url)
+        endpoint = endpoint or endpoints.classify(urlsplit(url).path)
+        extra_headers = dict(headers or {})
+        if authenticated and self.connection.user_id:
+            extra_headers.setdefault("x-user-id", self.connection.user_id)
+        reauthenticated = False
+
+        def attempt() -> requests.Response:
+            nonlocal reauthenticated
+            self.counter.sent(endpoint)
+            response = self.session.request(
+                method, url, params=params, headers=extra_headers, stream=stream,
+                auth=self._auth if authenticated else None, timeout=self.timeout,
+            )
+            if response.status_code == 401 and authenticated and not reauthenticated:
+                # The token expired early or was revoked: fetch a new one and try once more.
+                reauthenticated = True
+                rejected = (response.request.headers.get("Authorization") or "").removeprefix("Bearer ")
+                self.tokens.invalidate(rejected)
+                _release(response)
+                return attempt()
+            if response.status_code in RETRYABLE_STATUSES:
+                if response.status_code == 429:
+                    self.counter.was_throttled(endpoint)
+                _release(response)
+                raise RetryableResponse(response)
+            return response
+
+        try:
+            response = make_retrying(self.retry_policy, describe=f"GET {endpoint}")(attempt)
+        except RetryableResponse as exc:
+            response = exc.response
+        if response.status_code >= 400:
+            raise _api_error(response, endpoint)
+        return response
+
+    def get_json(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> Any:
+        response = self.request("GET", path_or_url, params=params)
+        try:
+            return loads_json(response.content)
+        except ValueError:
+            raise ApiError(
+                f"APS answered {urlsplit(response.url).path} with a body that is not JSON; "
+                "this is usually transient, run again.",
+                status=response.status_code,
+            ) from None
+
+
+def _release(response: requests.Response) -> None:
+    """Read a (small) error body so its pooled connection is freed and the body stays readable."""
+    try:
+        response.content
+    except requests.RequestException:
+        pass
+
+
+def _api_error(response: requests.Response, endpoint: str) -> ApiError:
+    """Turn an APS error answer (JSON:API, gateway or OAuth envelope) into an ApiError."""
+    try:
+        body = loads_json(response.content) if response.content else {}
+    except ValueError:
+        body = {}
+    code = detail = None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            code = errors[0].get("code")
+            detail = errors[0].get("detail") or errors[0].get("title")
+        else:
+            code = body.get("errorCode") or body.get("error")
+            detail = body.get("developerMessage") or body.get("error_description")
+    request_id = response.headers.get("x-ads-request-id") or response.headers.get("x-request-id")
+    path = urlsplit(response.url).path if response.url else endpoint
+    advice = _ADVICE.get(response.status_code, "")
+    message = f"APS answered HTTP {response.status_code} for {path}"
+    if code or detail:
+        message += f" ({code or ''}{': ' if code and detail else ''}{detail or ''})"
+    message += f". {advice}".rstrip()
+    cls = RateLimited if response.status_code == 429 else ApiError
+    return cls(message, status=response.status_code, code=code, endpoint=endpoint, request_id=request_id)
+
+
+_ADVICE = {
+    400: "The request was malformed; this is a bug in aps-mirror, please report it.",
+    401: "The access token was refused twice; check the connection's credentials.",
+    403: "The app or user lacks permission here: check the scopes, and for ACC/BIM 360 that "
+         "the app is added as a custom integration in the account admin.",
+    404: "It no longer exists or this user cannot see it; it will be skipped.",
+    429: "APS kept rate-limiting after every retry; lower the parallelism or run later.",
+}

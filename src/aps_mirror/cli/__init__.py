@@ -1,0 +1,1 @@
+"""The `aps-mirror` command line: thin commands over the core."""

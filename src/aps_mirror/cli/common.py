@@ -1,0 +1,48 @@
+"""What every command shares: logging, connections, exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import IntEnum
+from typing import Any
+
+from aps_mirror.aps.client import ApsClient
+from aps_mirror.aps.transport import ApsTransport
+from aps_mirror.connection import ApsConnection, AuthMode, S3Settings, lookup_connection
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # the command ran but some work failed (see the summary)
+    USAGE = 2  # bad arguments or configuration
+    INTERRUPTED = 130
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    if not verbose:  # third-party chatter drowns the progress lines
+        for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def aps_client(conn_id: str) -> ApsClient:
+    connection = ApsConnection.from_fields(lookup_connection(conn_id))
+    return ApsClient(ApsTransport(connection, token_store_for(connection)))
+
+
+def token_store_for(connection: ApsConnection) -> Any:
+    """Where a rotated refresh token goes: the Airflow connection when Airflow has it."""
+    if connection.auth_mode is not AuthMode.AUTHORIZATION_CODE:
+        return None  # no refresh-token chain to keep
+    try:
+        from aps_mirror.airflow_provider.connections import AirflowConnectionTokenStore
+    except ImportError:  # no Airflow: the token lives in memory (a warning is logged on rotation)
+        return None
+    return AirflowConnectionTokenStore(connection.conn_id)
+
+
+def s3_client(aws_conn_id: str) -> Any:
+    return S3Settings.from_fields(lookup_connection(aws_conn_id, required=False)).client()

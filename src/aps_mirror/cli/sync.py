@@ -1,0 +1,80 @@
+"""`aps-mirror sync`: mirror every selected project once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from aps_mirror.cli.common import ExitCode, aps_client, s3_client
+from aps_mirror.connection import DEFAULT_AWS_CONN_ID, DEFAULT_CONN_ID
+from aps_mirror.errors import ConfigError
+from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine, ProjectResult, RunSummary
+
+log = logging.getLogger(__name__)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conn-id", default=DEFAULT_CONN_ID, help="Autodesk connection id (default: %(default)s)")
+    parser.add_argument("--aws-conn-id", default=DEFAULT_AWS_CONN_ID, help="AWS connection id (default: %(default)s)")
+    parser.add_argument("--bucket", required=True, help="S3 bucket of the mirror (must exist)")
+    parser.add_argument("--prefix", default="autodesk", help="key prefix of the mirror (default: %(default)s)")
+    parser.add_argument("--project", action="append", default=[], metavar="GLOB",
+                        help="only projects whose name or id matches (repeatable)")
+    parser.add_argument("--workers", type=int, default=4, help="parallel transfers per project")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    client = aps_client(args.conn_id)
+    s3 = s3_client(args.aws_conn_id)
+    _check_bucket(s3, args.bucket, args.aws_conn_id)
+    config = MirrorConfig(bucket=args.bucket, prefix=args.prefix, dry_run=args.dry_run,
+                          project_filter=tuple(args.project), workers=args.workers)
+    engine = MirrorEngine(client, s3, config)
+    listing_calls = dict(client.transport.counter.snapshot())
+    projects = engine.list_projects()
+    listing_calls = _delta(client.transport.counter.snapshot(), listing_calls)
+    log.info("%d project(s) selected", len(projects))
+    results: list[ProjectResult] = []
+    for project in projects:
+        try:
+            results.append(engine.sync_project(project))
+        except Exception as exc:  # a failed project must not stop the others
+            log.error("project %s failed: %s", project.label, exc)
+            results.append(ProjectResult(project.label, project.hub_id, project.project_id,
+                                         dry_run=args.dry_run, listing_complete=False,
+                                         errors=[str(exc)]))
+    summary = RunSummary.combine(results, extra_api_calls=listing_calls)
+    if args.json:
+        json.dump(summary.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        if args.dry_run:
+            for step in summary.planned:
+                print(f"{step['action']:<12} {step['size']:>12}  {step['key']}  ({step['reason']})")
+        print(summary.format_text())
+    return ExitCode.FAILED if summary.errors or summary.files_failed else ExitCode.OK
+
+
+def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def _check_bucket(s3, bucket: str, aws_conn_id: str) -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except EndpointConnectionError as exc:
+        raise ConfigError(f"Cannot reach S3 ({exc}); check the endpoint_url of connection {aws_conn_id!r}.") from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("404", "NoSuchBucket"):
+            raise ConfigError(f"Bucket {bucket!r} does not exist; create it first "
+                              f"(aws s3 mb s3://{bucket}) or pass another --bucket.") from None
+        raise ConfigError(f"Cannot use bucket {bucket!r} ({code}); check the credentials of "
+                          f"connection {aws_conn_id!r} and the bucket policy.") from None

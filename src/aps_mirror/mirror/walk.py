@@ -1,0 +1,149 @@
+"""Listing: hubs -> projects -> top folders -> folders, as a stream of remote files.
+
+The walker only lists and names; it decides nothing about copying.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+from aps_mirror.aps.client import ApsClient
+from aps_mirror.aps.models import Folder, Item, Version
+from aps_mirror.mirror.keys import assign_segments
+
+log = logging.getLogger(__name__)
+
+# ACC creates these top folders for its own services; users want their documents.
+_ACC_SYSTEM_FOLDERS = re.compile(
+    r"^(checklist_.*|submittals-attachments|photos|projecttb|dailylog_.*|issue_.*|cost root folder"
+    r"|recycle bin|quantification_.*|rfis_project_.*|assets_.*|correspondence-project-.*|meetings-project-.*"
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    """One project to mirror, with the safe key segments of its hub and itself."""
+
+    hub_id: str
+    hub_name: str
+    project_id: str
+    project_name: str
+    hub_segment: str
+    project_segment: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.hub_name} / {self.project_name}"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProjectRef:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """An item's tip version as listed, with its place in the tree."""
+
+    item: Item
+    version: Version
+    folder_names: tuple[str, ...]  # as in Autodesk, for people and metadata
+    folder_segments: tuple[str, ...]  # safe for S3 and restores
+    name_segment: str
+
+    @property
+    def source_path(self) -> str:
+        return "/".join([*self.folder_names, self.version.name])
+
+
+@dataclass
+class Listing:
+    """What a project walk saw; `complete` is False when any folder could not be listed."""
+
+    files: list[RemoteFile] = field(default_factory=list)
+    unavailable: list[tuple[Item, str]] = field(default_factory=list)  # (item, reason)
+    folders: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+
+def matches_filter(patterns: tuple[str, ...], *values: str) -> bool:
+    """True when no pattern is given or any glob matches any value (case-insensitive)."""
+    if not patterns:
+        return True
+    return any(fnmatch.fnmatch(v.casefold(), p.casefold()) for p in patterns for v in values)
+
+
+def list_projects(client: ApsClient, project_filter: tuple[str, ...] = ()) -> list[ProjectRef]:
+    """Every project of every hub the credentials can see, filtered by name or id globs."""
+    hubs = client.hubs()
+    hub_segments = assign_segments([(h.id, h.name) for h in hubs])
+    refs: list[ProjectRef] = []
+    for hub in hubs:
+        projects = list(client.projects(hub.id))
+        project_segments = assign_segments([(p.id, p.name) for p in projects])
+        for project in projects:
+            if matches_filter(project_filter, project.name, project.id):
+                refs.append(ProjectRef(hub.id, hub.name, project.id, project.name,
+                                       hub_segments[hub.id], project_segments[project.id]))
+            else:
+                log.debug("skip project %s / %s: not selected by the filter", hub.name, project.name)
+    return refs
+
+
+def walk_project(client: ApsClient, project: ProjectRef) -> Listing:
+    """List every current file of a project (system folders of ACC left out)."""
+    listing = Listing()
+    tops = client.top_folders(project.hub_id, project.project_id)
+    selected = [f for f in tops if not f.hidden and not _ACC_SYSTEM_FOLDERS.match(f.name)]
+    for skipped in set(tops) - set(selected):
+        log.debug("skip top folder %r of %s: ACC system or hidden folder", skipped.name, project.label)
+    segments = assign_segments([(f.id, f.name) for f in selected])
+    stack = [(f, (f.name,), (segments[f.id],)) for f in selected]
+    while stack:
+        folder, names, segs = stack.pop()
+        listing.folders += 1
+        try:
+            children = list(client.folder_contents(project.project_id, folder.id))
+        except Exception as exc:  # one unreadable folder must not stop the others
+            listing.errors.append(f"{'/'.join(names)}: {exc}")
+            log.error("could not list folder %s of %s: %s", "/".join(names), project.label, exc)
+            continue
+        child_names = {c.id: (c.name if isinstance(c, Folder) else _file_name(c)) for c in children}
+        child_segments = assign_segments(list(child_names.items()))
+        for child in children:
+            seg = child_segments[child.id]
+            if isinstance(child, Folder):
+                if not child.hidden:
+                    stack.append((child, names + (child.name,), segs + (seg,)))
+            elif not child.hidden:
+                _add_item(listing, child, names, segs, seg)
+    return listing
+
+
+def _file_name(item: Item) -> str:
+    return item.tip.name if item.tip else item.name
+
+
+def _add_item(listing: Listing, item: Item, names: tuple[str, ...], segs: tuple[str, ...],
+              name_segment: str) -> None:
+    version = item.tip
+    if version is None:
+        listing.unavailable.append((item, "the listing did not include its tip version"))
+    elif version.is_tombstone:
+        listing.unavailable.append((item, "deleted in Autodesk (tombstone version)"))
+    elif version.storage_location() is None:
+        listing.unavailable.append((item, "its tip version has no stored file (still processing, or a cloud model)"))
+    else:
+        listing.files.append(RemoteFile(item, version, names, segs, name_segment))

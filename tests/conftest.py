@@ -1,0 +1,62 @@
+"""Shared fixtures: a live APS simulator over HTTP and moto's S3 server, both in-process."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Iterator
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from aps_mirror.aps.client import ApsClient
+from aps_mirror.aps.retry import RetryPolicy
+from aps_mirror.aps.transport import ApsTransport
+from aps_mirror.connection import ApsConnection, AuthMode
+from aps_mirror.simulator import Simulator, SimulatorServer
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorServer]:
+    """A fresh demo account per test, rate limits off (tests that need them turn them on)."""
+    with SimulatorServer(Simulator(seed="demo", rate_scale=0)) as server:
+        yield server
+
+
+def connection_for(server: SimulatorServer, **overrides) -> ApsConnection:
+    fields = dict(conn_id="autodesk_test", client_id=server.client_id,
+                  client_secret=server.client_secret, base_url=server.base_url,
+                  auth_mode=AuthMode.CLIENT_CREDENTIALS)
+    fields.update(overrides)
+    return ApsConnection(**fields)
+
+
+# Short waits keep retry tests fast while still exercising the backoff path.
+FAST_RETRY = RetryPolicy(attempts=5, backoff_initial=0.05, backoff_max=0.2, max_wait=5)
+
+
+@pytest.fixture
+def aps(simulator: SimulatorServer) -> ApsClient:
+    return ApsClient(ApsTransport(connection_for(simulator), retry_policy=FAST_RETRY))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint: str):
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = f"mirror-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
