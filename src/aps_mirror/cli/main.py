@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from aps_mirror import __version__
@@ -11,23 +10,35 @@ from aps_mirror.cli import sync, tree, validate
 from aps_mirror.cli.common import ExitCode, setup_logging
 from aps_mirror.errors import ApsMirrorError, ConfigError
 
-log = logging.getLogger("aps_mirror")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aps-mirror",
                                      description="Mirror Autodesk cloud documents into S3.")
     parser.add_argument("--version", action="version", version=f"aps-mirror {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    _add_output_options(parser, defaults=True)
+    # The same options after the command name too (`aps-mirror sync -v`), without overriding.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_output_options(common, defaults=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sync.configure_parser(commands.add_parser("sync", help="mirror the selected projects once"))
-    validate.configure_parser(commands.add_parser("validate", help="check what the connection can do"))
-    tree.configure_parser(commands.add_parser("tree", help="show the mirror in S3 as a tree"))
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, parents=[common])
+
+    sync.configure_parser(command("sync", "mirror the selected projects once"))
+    validate.configure_parser(command("validate", "check what the connection can do"))
+    tree.configure_parser(command("tree", "show the mirror in S3 as a tree"))
     from aps_mirror.simulator import cli as simulator_cli
 
-    simulator_cli.configure_parser(commands.add_parser("simulator", help="run the APS simulator"))
+    simulator_cli.configure_parser(command("simulator", "run the APS simulator"))
     return parser
+
+
+def _add_output_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    parser.add_argument("-v", "--verbose", action="count",
+                        default=0 if defaults else argparse.SUPPRESS, help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        default=False if defaults else argparse.SUPPRESS,
+                        help="warnings and errors only")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ApsMirrorError as exc:
-        log.error("%s", exc)
+        # Printed, not logged: importing Airflow may have re-routed logging.
+        print(f"aps-mirror: error: {exc}", file=sys.stderr)
         return ExitCode.USAGE if isinstance(exc, ConfigError) else ExitCode.FAILED
     except KeyboardInterrupt:
-        log.error("interrupted; the mirror and its manifests are consistent, run again to finish")
+        print("aps-mirror: interrupted; the mirror and its manifests are consistent, "
+              "run again to finish", file=sys.stderr)
         return ExitCode.INTERRUPTED
 
 

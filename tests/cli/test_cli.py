@@ -1,0 +1,86 @@
+"""The `aps-mirror` console script, run as a user runs it (a subprocess), against live servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import FAST_RETRY  # noqa: F401  (same servers as the other tests)
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aps_mirror.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def env(simulator, s3_endpoint):
+    env = dict(os.environ)
+    env["AIRFLOW_CONN_AUTODESK_DEFAULT"] = json.dumps({
+        "conn_type": "autodesk", "host": simulator.base_url, "login": simulator.client_id,
+        "password": simulator.client_secret, "extra": {"auth_mode": "client_credentials"}})
+    env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps({
+        "conn_type": "aws", "login": "test", "password": "test",
+        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}})
+    return env
+
+
+def test_sync_json_summary_matches_the_simulators_request_log(simulator, bucket, env):
+    result = cli("sync", "--bucket", bucket, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    files = list(simulator.sim.iter_files())
+    assert summary["files_copied"] == len(files)
+    assert summary["files_failed"] == 0 and summary["files_skipped"] == 0
+    assert summary["files_listed"] >= summary["files_copied"]
+    assert summary["bytes_copied"] == sum(f.tip.size for f in files)
+    served = simulator.sim.stats()["requests"]
+    assert summary["api_calls"] == {k: v for k, v in served.items() if v}
+    assert summary["api_calls_total"] == sum(served.values())
+    # Progress went to stderr, the JSON alone to stdout.
+    assert "files" in result.stderr
+
+    again = json.loads(cli("sync", "--bucket", bucket, "--json", env=env).stdout)
+    assert again["files_copied"] == 0 and again["files_skipped"] == len(files)
+
+
+def test_dry_run_prints_the_plan(simulator, bucket, env, s3):
+    result = cli("sync", "--bucket", bucket, "--dry-run", "--project", "Drone*", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "would copy" in result.stdout and "Drone Gimbal" in result.stdout
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_missing_bucket_is_a_clear_usage_error(simulator, env):
+    result = cli("sync", "--bucket", "no-such-bucket-here", env=env)
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_connection_says_how_to_define_it(env):
+    env.pop("AIRFLOW_CONN_AUTODESK_DEFAULT")
+    env["AIRFLOW_HOME"] = os.path.join(env.get("TMPDIR", "/tmp"), "aps-mirror-no-airflow-home")
+    result = cli("validate", "--conn-id", "nowhere", env=env)
+    assert result.returncode == 2
+    assert "AIRFLOW_CONN_NOWHERE" in result.stderr
+
+
+def test_validate_reports_each_capability(simulator, env):
+    result = cli("validate", "--json", env=env)
+    assert result.returncode == 0, result.stderr + result.stdout
+    checks = {c["capability"]: c for c in json.loads(result.stdout)}
+    assert set(checks) == {"user profile", "hubs", "projects", "folder contents", "download"}
+    assert all(checks[c]["ok"] for c in ("hubs", "projects", "folder contents", "download"))
+
+
+def test_tree_shows_the_mirror_with_sizes(simulator, bucket, env):
+    assert cli("sync", "--bucket", bucket, "-q", env=env).returncode == 0
+    result = cli("tree", "--bucket", bucket, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Riverside Tower/" in result.stdout and "Drone Gimbal/" in result.stdout
+    assert "_aps_mirror" not in result.stdout
+    assert f"{len(list(simulator.sim.iter_files()))} files" in result.stdout
