@@ -74,7 +74,7 @@ def sim_stats(base_url: str) -> dict:
 
 def verify_byte_identical(s3, sim_base_url: str) -> int:
     """Compare every mirrored object with the bytes the simulator serves for its version."""
-    truth = requests.get(f"{sim_base_url}/_sim/files", timeout=30).json()
+    truth = requests.get(f"{sim_base_url}/_sim/files", timeout=30).json()["files"]
     checked = 0
     manifests = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/_aps_mirror/manifests/")
     mirrored = {}

@@ -337,9 +337,11 @@ def test_demo_services_are_in_the_demo_profile_only(
     for name, svc in services.items():
         if name not in DEMO_SERVICES:
             assert "demo" not in (svc.get("profiles") or []), name
-    assert _command(services["aps-simulator"]) == (
-        "aps-mirror simulator serve --host 0.0.0.0 --port 8765 --seed demo"
-    )
+    simulator = _command(services["aps-simulator"])
+    assert simulator.startswith("aps-mirror simulator serve --host 0.0.0.0 --port 8765 --seed demo")
+    # The client the simulator registers is the one the demo connection logs in with.
+    demo_conn = json.loads(_read_env_file(DEMO_ENV)["AIRFLOW_CONN_AUTODESK_DEFAULT"])
+    assert f"--client-id {demo_conn['login']} --client-secret {demo_conn['password']}" in simulator
     assert _command(services["s3"]) == "moto_server -H 0.0.0.0 -p 5000"
     s3_init = services["s3-init"]
     assert s3_init["depends_on"]["s3"]["condition"] == "service_healthy"
