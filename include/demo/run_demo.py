@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -63,9 +64,35 @@ def start_s3(log_file) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"moto's S3 server did not start; see {log_file.name}")
 
 
-def airflow(env: dict[str, str], *args: str, quiet: bool = False) -> None:
-    out = subprocess.DEVNULL if quiet else None
-    subprocess.run([str(BIN / "airflow"), *args], env=env, check=True, stdout=out)
+# Lines of an `airflow dags test` log worth showing: ours, and how the run ended.
+SHOWN = re.compile(r"aps_mirror\.(mirror|progress)|project\(s\) to mirror|aps_mirror (dry )?run:|"
+                   r"^\d+ project\(s\):|DagRun Finished|ERROR|error  \]")
+
+
+def airflow(env: dict[str, str], *args: str, log_name: str | None = None) -> None:
+    """Run an airflow command; its full output goes to a log file, the telling lines to the screen."""
+    log_path = WORK / "logs" / f"{log_name or args[0]}.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen([str(BIN / "airflow"), *args], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            log_file.write(line)
+            if log_name and SHOWN.search(line):
+                print("    " + _strip_airflow_decoration(line), flush=True)
+    if proc.wait() != 0:
+        raise SystemExit(f"`airflow {' '.join(args)}` failed; its full output is in {log_path}")
+
+
+def _strip_airflow_decoration(line: str) -> str:
+    """Keep the message of a structlog line: drop the timestamp, level and trailing fields."""
+    match = re.match(r"^\S+Z \[(\w+)\s*\] (.*?)(\s+\[[\w.]+\]( \w+=.*)?)?$", line.rstrip())
+    if not match:  # a continuation line of a multi-line message
+        return re.sub(r"\s+\[unusual_prefix_\w+\].*$", "", line.rstrip())
+    level, message = match.group(1), match.group(2)
+    finished = re.search(r"DagRun Finished: .*run_duration=([\d.]+), state=(\w+)", message)
+    if finished:
+        return f"DAG run finished: {finished.group(2)} in {float(finished.group(1)):.1f}s"
+    return message if level == "info" else f"{level.upper()}: {message}"
 
 
 def sim_stats(base_url: str) -> dict:
@@ -109,7 +136,7 @@ def main() -> int:
         processes.append(s3_proc)
         print(f"    APS simulator: {sim['base_url']}\n    S3 endpoint:   {s3_url}")
         s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
-                          aws_access_key_id="demo", aws_secret_access_key="demo")
+                          aws_access_key_id="demo-key", aws_secret_access_key="demo-secret")
         s3.create_bucket(Bucket=BUCKET)
 
         env = dict(os.environ)
@@ -124,18 +151,18 @@ def main() -> int:
                 "password": sim["client_secret"],
                 "extra": {"auth_mode": "client_credentials", "scopes": "data:read"}}),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
-                "conn_type": "aws", "login": "demo", "password": "demo",
+                "conn_type": "aws", "login": "demo-key", "password": "demo-secret",
                 "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"}}),
             "APS_MIRROR_BUCKET": BUCKET,
             "APS_MIRROR_PREFIX": PREFIX,
         })
         say("Preparing Airflow (SQLite metadata database in .demo/airflow)")
-        airflow(env, "db", "migrate", quiet=True)
-        airflow(env, "pools", "set", "autodesk_api", "4", "APS API concurrency", quiet=True)
+        airflow(env, "db", "migrate")
+        airflow(env, "pools", "set", "autodesk_api", "4", "APS API concurrency")
 
         say("Run 1: airflow dags test aps_mirror (first full copy)")
         before = sim_stats(sim["base_url"])
-        airflow(env, "dags", "test", "aps_mirror")
+        airflow(env, "dags", "test", "aps_mirror", log_name="run-1")
         first = sim_stats(sim["base_url"])
         say("What was mirrored")
         from aps_mirror.cli.tree import render_tree
@@ -146,7 +173,7 @@ def main() -> int:
               f"({first['downloads'] - before['downloads']} downloads)")
 
         say("Run 2: nothing changed, so nothing may be copied")
-        airflow(env, "dags", "test", "aps_mirror")
+        airflow(env, "dags", "test", "aps_mirror", log_name="run-2")
         second = sim_stats(sim["base_url"])
         copied_again = second["downloads"] - first["downloads"]
         print(f"    files downloaded on the second run: {copied_again}")
@@ -159,11 +186,11 @@ def main() -> int:
                   f"    export AIRFLOW_CONN_AUTODESK_DEFAULT='{env['AIRFLOW_CONN_AUTODESK_DEFAULT']}'\n"
                   f"    .venv/bin/aps-mirror tree --bucket {BUCKET} --prefix {PREFIX}\n"
                   f"    .venv/bin/aps-mirror sync --bucket {BUCKET} --prefix {PREFIX} --dry-run")
-            print(f"    Airflow task logs: {WORK / 'airflow' / 'logs'}")
+            print(f"    Full logs: {WORK / 'logs'} (and Airflow's task logs in {WORK / 'airflow' / 'logs'})")
             print(f"    servers left running (pids {sim_proc.pid}, {s3_proc.pid}); "
                   f"stop them with: kill {sim_proc.pid} {s3_proc.pid}")
         else:
-            print(f"    Airflow task logs: {WORK / 'airflow' / 'logs'}\n"
+            print(f"    Full logs: {WORK / 'logs'} (and Airflow's task logs in {WORK / 'airflow' / 'logs'})\n"
                   "    Run `APS_MIRROR_DEMO_KEEP=1 make demo` to keep the simulator and S3 running "
                   "and get commands to browse the mirror.")
         return 0
