@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
+from tests.airflow_provider.airflow_home import ensure_airflow_home
+
+ensure_airflow_home()  # before anything imports Airflow: tests never touch ~/airflow
+
+import uuid  # noqa: E402
 from typing import Iterator
 
-import boto3
-import pytest
+import boto3  # noqa: E402
+import pytest  # noqa: E402
 from moto.server import ThreadedMotoServer
 
 from aps_mirror.aps.client import ApsClient

@@ -1,0 +1,108 @@
+"""
+### aps_mirror: every night, copy what changed in Autodesk cloud documents into S3
+
+1. **list_projects** asks Autodesk Platform Services (APS) for every project the
+   `autodesk` connection can see, keeping those that match `project_filter`.
+2. **sync_project** runs once per project (mapped), copying new and changed files to
+   `s3://<bucket>/<prefix>/...` and committing that project's manifest. It runs in the
+   `autodesk_api` pool, which bounds the parallel load on Autodesk's rate limits.
+3. **summarize** adds the projects up, logs the totals, and updates the `aps_mirror` asset
+   with the counts. It fails the run if any project failed.
+
+Setup, once: `airflow pools set autodesk_api 4 "APS API concurrency"` (without the pool,
+`sync_project` never gets scheduled), an `autodesk` connection (`autodesk_default`) and an
+`aws` connection (`aws_default`; extra `endpoint_url` for an S3-compatible store).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from aps_mirror.airflow_provider.mirror import FAIL_FAST_ON_SETUP_ERRORS, mirror_engine
+
+log = logging.getLogger(__name__)
+
+BUCKET = os.environ.get("APS_MIRROR_BUCKET", "aps-mirror")
+PREFIX = os.environ.get("APS_MIRROR_PREFIX", "autodesk")
+MIRROR = Asset(uri=f"s3://{BUCKET}/{PREFIX}", name="aps_mirror")
+API_POOL = "autodesk_api"
+
+
+@dag(
+    dag_id="aps_mirror",
+    description="Mirror Autodesk (APS) Data Management documents into S3",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["autodesk", "s3", "aps-mirror"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "retry_policy": FAIL_FAST_ON_SETUP_ERRORS,
+    },
+    params={
+        "bucket": Param(BUCKET, type="string", minLength=3, description="S3 bucket to mirror into."),
+        "prefix": Param(PREFIX, type="string", description="Key prefix inside the bucket."),
+        "project_filter": Param(
+            [], type="array", items={"type": "string"},
+            description="Glob patterns on project name or id (e.g. 'Riverside*'); empty = all.",
+        ),
+        "dry_run": Param(False, type="boolean", description="Plan only: list what would be copied."),
+        "autodesk_conn_id": Param("autodesk_default", type="string",
+                                  description="The `autodesk` connection (APS app and account)."),
+        "aws_conn_id": Param("aws_default", type="string", description="The `aws` connection for S3."),
+    },
+)
+def aps_mirror() -> None:
+    @task
+    def list_projects(params: dict[str, Any]) -> list[dict[str, str]]:
+        """The projects to mirror, as plain dicts (ids and names only)."""
+        refs = mirror_engine(params).list_projects()
+        log.info("%d project(s) to mirror: %s", len(refs), ", ".join(r.label for r in refs))
+        return [ref.to_dict() for ref in refs]
+
+    @task(pool=API_POOL, map_index_template="{{ project_label }}")
+    def sync_project(project: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:
+        """Copy what changed in one project; return its counts."""
+        from aps_mirror.mirror.engine import ProjectRef
+
+        ref = ProjectRef.from_dict(project)
+        get_current_context()["project_label"] = ref.label  # type: ignore[typeddict-unknown-key]
+        return mirror_engine(params).sync_project(ref).to_dict()
+
+    @task(outlets=[MIRROR], trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def summarize(projects: list[dict[str, str]] | None, results: Any,
+                  params: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
+        """Add the projects up, log it, record it on the asset; fail if any project failed."""
+        from aps_mirror.mirror.engine import ProjectResult, RunSummary
+
+        if projects is None:
+            raise RuntimeError("list_projects failed, so nothing was mirrored; see its log.")
+        done = [ProjectResult.from_dict(r) for r in results[:] if r]  # one fetch for all of them
+        summary = RunSummary.combine(done)
+        log.info("aps_mirror %s:\n%s", "dry run" if params["dry_run"] else "run", summary.format_text())
+        unfinished = len(projects) - len(done)
+        if unfinished or summary.projects_failed:
+            raise RuntimeError(
+                f"{unfinished} of {len(projects)} project sync(s) did not finish and "
+                f"{summary.projects_failed} finished with errors; see the sync_project logs."
+            )
+        counts = summary.to_dict()
+        counts.pop("planned", None)  # the dry-run plan can be long; the asset gets numbers only
+        outlet_events[MIRROR].extra = {"bucket": params["bucket"], "prefix": params["prefix"], **counts}
+        return counts
+
+    projects = list_projects()
+    results = sync_project.expand(project=projects)
+    summarize(projects, results)
+
+
+aps_mirror()

@@ -1,0 +1,139 @@
+"""`AutodeskHook`: an `autodesk` Airflow connection turned into a ready `ApsClient`."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+from typing import Any
+
+import requests
+
+from airflow.sdk import BaseHook
+from aps_mirror.airflow_provider.connections import (
+    AirflowConnectionTokenStore,
+    get_connection_fields,
+    mask,
+)
+from aps_mirror.airflow_provider.provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from aps_mirror.aps.auth import TOKEN_PATH
+from aps_mirror.aps.client import ApsClient
+from aps_mirror.aps.parsing import loads_json
+from aps_mirror.aps.retry import RetryPolicy
+from aps_mirror.aps.transport import ApsTransport
+from aps_mirror.connection import ApsConnection, AuthMode, env_var_name
+from aps_mirror.errors import ApiError, ApsMirrorError, ConfigError
+
+# A connection test should answer in seconds, not sit out a long backoff.
+TEST_RETRY_POLICY = RetryPolicy(attempts=3, backoff_initial=0.5, backoff_max=5.0, max_wait=10.0)
+
+
+class AutodeskHook(BaseHook):
+    """Interact with Autodesk Platform Services (APS) Data Management.
+
+    Connection: host = API base URL, login = client id, password = client secret; extra holds
+    `auth_mode`, `scopes`, `callback_url`, `user_id` and (written by aps-mirror) `refresh_token`.
+
+    :param autodesk_conn_id: the `autodesk` connection to use.
+    """
+
+    conn_name_attr = "autodesk_conn_id"
+    default_conn_name = "autodesk_default"
+    conn_type = "autodesk"
+    hook_name = "Autodesk Platform Services"
+
+    def __init__(self, autodesk_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.autodesk_conn_id = autodesk_conn_id
+        self._client: ApsClient | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel the standard form fields (Airflow 3.3 reads the same dict from provider info)."""
+        return copy.deepcopy(UI_FIELD_BEHAVIOUR)
+
+    def get_aps_connection(self) -> ApsConnection:
+        """The connection, parsed and validated; its secrets are masked from then on."""
+        fields = get_connection_fields(self.autodesk_conn_id)
+        if fields is None:
+            raise ConfigError(
+                f"Connection {self.autodesk_conn_id!r} was not found: create it in the Airflow UI "
+                f"(Admin > Connections, type 'Autodesk Platform Services') or export "
+                f"{env_var_name(self.autodesk_conn_id)}."
+            )
+        conn = ApsConnection.from_fields(fields)
+        mask(conn.client_secret, conn.refresh_token, _basic_credentials(conn))
+        return conn
+
+    def get_conn(self) -> ApsClient:
+        """A ready `ApsClient` (built once per hook); tokens come and go through the connection."""
+        if self._client is None:
+            self._client = self._build_client(self.get_aps_connection())
+        return self._client
+
+    def _build_client(self, conn: ApsConnection, retry_policy: RetryPolicy | None = None) -> ApsClient:
+        store = AirflowConnectionTokenStore(conn.conn_id)
+        transport = ApsTransport(conn, store, session=_masking_session(), retry_policy=retry_policy)
+        return ApsClient(transport)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Ask APS who we are and which hubs we see; answer in plain words."""
+        try:
+            conn = self.get_aps_connection()
+            if conn.auth_mode is AuthMode.AUTHORIZATION_CODE and os.environ.get(
+                    env_var_name(conn.conn_id)):
+                # The UI tests a copy of the connection held in an env var: refreshing would
+                # burn the stored single-use refresh token and the new one could not be saved.
+                return False, (
+                    "Not tested against APS: testing an authorization_code connection uses up "
+                    "its refresh token, and this test could not save the new one. The fields "
+                    "look complete; trigger the aps_mirror DAG with dry_run to test it for real."
+                )
+            client = self._build_client(conn, TEST_RETRY_POLICY)
+            who = _who_am_i(client, conn)
+            hubs = client.hubs()
+        except ApsMirrorError as exc:
+            return False, str(exc)
+        except requests.RequestException as exc:
+            return False, f"Could not reach APS ({type(exc).__name__}); check the API base URL."
+        names = ", ".join(h.name for h in hubs[:5]) + (", ..." if len(hubs) > 5 else "")
+        message = f"Connected to {conn.base_url} ({conn.auth_mode.value}). {who} "
+        if not hubs:
+            return True, message + (
+                "No hubs are visible: for BIM 360 / ACC, add this app as a custom integration "
+                "in the account admin; for 3-legged, check the user's access.")
+        return True, message + f"Hubs visible: {len(hubs)} ({names})."
+
+
+def _who_am_i(client: ApsClient, conn: ApsConnection) -> str:
+    try:
+        profile = client.user_profile()
+    except ApiError as exc:
+        if conn.auth_mode is AuthMode.CLIENT_CREDENTIALS and exc.status in (401, 403):
+            return (f"No user profile (HTTP {exc.status}): expected, a 2-legged app token "
+                    "does not belong to a user.")
+        raise
+    return f"Signed in as {profile.user_name or profile.user_id} ({profile.email or 'no email'})."
+
+
+def _basic_credentials(conn: ApsConnection) -> str:
+    """The Basic auth value the token request carries (masked like the secret itself)."""
+    return base64.b64encode(f"{conn.client_id}:{conn.client_secret}".encode()).decode()
+
+
+def _masking_session() -> requests.Session:
+    """A session that masks every token APS hands out, the moment it arrives."""
+    session = requests.Session()
+    session.hooks["response"].append(_mask_token_response)
+    return session
+
+
+def _mask_token_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    if response.status_code != 200 or not response.url.split("?")[0].endswith(TOKEN_PATH):
+        return
+    try:
+        body = loads_json(response.content)
+    except ValueError:
+        return
+    if isinstance(body, dict):
+        mask(body.get("access_token"), body.get("refresh_token"))

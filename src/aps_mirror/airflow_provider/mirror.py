@@ -1,0 +1,43 @@
+"""The glue the `aps_mirror` DAG needs: an engine built from run params, and its retry policy.
+
+Heavy imports (boto3, the engine) happen inside the functions, so parsing the DAG stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+from aps_mirror.errors import AuthError, ConfigError
+
+if TYPE_CHECKING:
+    from aps_mirror.mirror.engine import MirrorEngine
+
+# Retrying cannot fix a bad connection or a dead refresh token: a person must act first.
+# Everything else (APS outages, rate limits that outlasted the client's own retries) retries.
+FAIL_FAST_ON_SETUP_ERRORS = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception=[ConfigError, AuthError],
+            action=RetryAction.FAIL,
+            reason="The Autodesk connection needs fixing (or re-authorizing); retrying will not help.",
+        ),
+    ],
+)
+
+
+def mirror_engine(params: Mapping[str, Any]) -> MirrorEngine:
+    """A `MirrorEngine` for one run: APS through `AutodeskHook`, S3 through the Amazon provider."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from aps_mirror.airflow_provider.hooks.autodesk import AutodeskHook
+    from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
+
+    config = MirrorConfig(
+        bucket=params["bucket"],
+        prefix=params["prefix"],
+        dry_run=bool(params["dry_run"]),
+        project_filter=tuple(params["project_filter"] or ()),
+    )
+    aps = AutodeskHook(params["autodesk_conn_id"]).get_conn()
+    s3 = S3Hook(aws_conn_id=params["aws_conn_id"]).get_conn()
+    return MirrorEngine(aps, s3, config)

@@ -1,0 +1,90 @@
+"""dags/aps_mirror.py parses cleanly and describes the pipeline it promises."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tests.airflow_provider.airflow_home import REPO
+
+
+def load_dag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / "aps_mirror.py"))
+    assert bag.import_errors == {}
+    return bag.dags["aps_mirror"]
+
+
+def test_dag_imports_with_the_expected_shape() -> None:
+    dag = load_dag()
+    assert dag.schedule == "@daily"
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert dag.task_dict.keys() == {"list_projects", "sync_project", "summarize"}
+    assert dag.get_task("sync_project").upstream_task_ids == {"list_projects"}
+    assert dag.get_task("summarize").upstream_task_ids == {"list_projects", "sync_project"}
+
+
+def test_params_and_their_defaults() -> None:
+    params = {key: load_dag().params.get_param(key).value for key in load_dag().params}
+    assert params == {"bucket": "aps-mirror", "prefix": "autodesk", "project_filter": [],
+                      "dry_run": False, "autodesk_conn_id": "autodesk_default",
+                      "aws_conn_id": "aws_default"}
+
+
+def test_bucket_and_prefix_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APS_MIRROR_BUCKET", "acme-docs")
+    monkeypatch.setenv("APS_MIRROR_PREFIX", "aps")
+    dag = load_dag()
+    assert dag.params.get_param("bucket").value == "acme-docs"
+    assert dag.params.get_param("prefix").value == "aps"
+    (asset,) = dag.get_task("summarize").outlets
+    assert (asset.name, asset.uri) == ("aps_mirror", "s3://acme-docs/aps")
+
+
+def test_sync_project_is_mapped_pooled_named_and_retried() -> None:
+    from aps_mirror.errors import AuthError, ConfigError, ReauthorizationRequired
+
+    task = load_dag().get_task("sync_project")
+    kwargs = task.partial_kwargs
+    assert task.pool == "autodesk_api"
+    assert kwargs["map_index_template"] == "{{ project_label }}"
+    assert kwargs["retries"] == 2 and kwargs["retry_exponential_backoff"] > 1
+    policy = kwargs["retry_policy"]
+    for exc in (ConfigError("x"), AuthError("x"), ReauthorizationRequired("x")):
+        assert policy.evaluate(exc, 1, 3).action.value == "fail"
+    assert policy.evaluate(ConnectionError("x"), 1, 3).action.value == "default"
+
+
+def _summarize(projects: Any, results: list[dict], params: dict | None = None) -> tuple[dict, dict]:
+    task = load_dag().get_task("summarize")
+    events: dict = {}
+    outlet_events = {asset: events.setdefault(asset, SimpleNamespace(extra={})) for asset in task.outlets}
+    params = {"bucket": "b", "prefix": "p", "dry_run": False, **(params or {})}
+    counts = task.python_callable(projects, results, params, outlet_events=outlet_events)
+    (event,) = events.values()
+    return counts, event.extra
+
+
+def _result(name: str, **counts: int) -> dict:
+    return {"project": name, "hub_id": "h", "project_id": name, "files_listed": 2, "files_copied": 1,
+            "files_skipped": 1, "bytes_copied": 10, "api_calls": {"hubs": 1}, **counts}
+
+
+def test_summarize_adds_up_and_records_the_counts_on_the_asset() -> None:
+    counts, extra = _summarize([{"project_id": "a"}, {"project_id": "b"}],
+                               [_result("a"), _result("b")])
+    assert counts["projects"] == 2 and counts["files_copied"] == 2 and counts["bytes_copied"] == 20
+    assert extra["bucket"] == "b" and extra["prefix"] == "p" and extra["files_copied"] == 2
+    assert "planned" not in extra
+
+
+def test_summarize_fails_the_run_when_a_project_did_not_finish() -> None:
+    with pytest.raises(RuntimeError, match="1 of 2 project sync"):
+        _summarize([{"project_id": "a"}, {"project_id": "b"}], [_result("a")])
+    with pytest.raises(RuntimeError, match="1 finished with errors"):
+        _summarize([{"project_id": "a"}], [_result("a", files_failed=1)])
+    with pytest.raises(RuntimeError, match="list_projects failed"):
+        _summarize(None, [])
