@@ -273,7 +273,7 @@ def test_airflow_configuration(compose: dict[str, Any]) -> None:
     env = _env(compose["x-airflow-common"])
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql+psycopg2://airflow:airflow@postgres/airflow"
-    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql://airflow:airflow@postgres/airflow"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql+psycopg2://airflow:airflow@postgres/airflow"
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://:@redis:6379/0"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert str(env["AIRFLOW__CORE__LOAD_EXAMPLES"]).lower() == "false"
