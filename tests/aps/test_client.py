@@ -16,19 +16,7 @@ from tests.conftest import FAST_RETRY, connection_for
 
 def walk_all(client: ApsClient) -> set[tuple[str, str]]:
     """(item id, tip version id) of every file the client can reach."""
-    found = set()
-    for hub in client.hubs():
-        for project in client.projects(hub.id):
-            stack = client.top_folders(hub.id, project.id)
-            while stack:
-                folder = stack.pop()
-                for child in client.folder_contents(project.id, folder.id):
-                    if isinstance(child, Folder):
-                        stack.append(child)
-                    else:
-                        assert isinstance(child, Item)
-                        found.add((child.id, child.tip_version_id))
-    return found
+    return {(item.id, item.tip_version_id) for item in _all_items(client)}
 
 
 def test_pagination_across_pages_finds_the_same_files(simulator):
@@ -123,4 +111,5 @@ def _all_items(client: ApsClient):
                     if isinstance(child, Folder):
                         stack.append(child)
                     else:
+                        assert isinstance(child, Item)
                         yield child

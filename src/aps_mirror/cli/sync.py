@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
             results.append(engine.sync_project(project))
         except Exception as exc:  # a failed project must not stop the others
             log.error("project %s failed: %s", project.label, exc)
-            results.append(ProjectResult(project.label, project.hub_id, project.project_id,
-                                         dry_run=args.dry_run, listing_complete=False,
-                                         errors=[str(exc)]))
+            results.append(ProjectResult(project=project.label, hub_id=project.hub_id,
+                                         project_id=project.project_id, dry_run=args.dry_run,
+                                         listing_complete=False, errors=[str(exc)]))
     summary = RunSummary.combine(results, extra_api_calls=listing_calls)
     if args.json:
         json.dump(summary.to_dict(), sys.stdout, indent=2, ensure_ascii=False)

@@ -23,7 +23,7 @@ from aps_mirror.mirror.walk import ProjectRef, list_projects, walk_project
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MirrorConfig", "MirrorEngine", "ProjectRef", "ProjectResult", "RunSummary"]
+__all__ = ["Counts", "MirrorConfig", "MirrorEngine", "ProjectRef", "ProjectResult", "RunSummary"]
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,10 @@ class MirrorConfig:
     workers: int = 4  # parallel transfers per project
 
 
-@dataclass
-class ProjectResult:
-    """What one project's sync did; JSON-able for XCom and `--json`."""
+@dataclass(kw_only=True)
+class Counts:
+    """What a sync did, file by file; adds up over projects."""
 
-    project: str
-    hub_id: str
-    project_id: str
-    dry_run: bool = False
-    listing_complete: bool = True
     files_listed: int = 0
     files_copied: int = 0
     files_renamed: int = 0
@@ -53,37 +48,37 @@ class ProjectResult:
     bytes_copied: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    dry_run: bool = False
     planned: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_SUMMED = ("files_listed", "files_copied", "files_renamed", "files_skipped", "files_failed",
+           "files_unavailable", "bytes_copied")
+
+
+@dataclass(kw_only=True)
+class ProjectResult(Counts):
+    """What one project's sync did; JSON-able for XCom and `--json`."""
+
+    project: str
+    hub_id: str
+    project_id: str
+    listing_complete: bool = True
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProjectResult:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
-_COUNTS = ("files_listed", "files_copied", "files_renamed", "files_skipped", "files_failed",
-           "files_unavailable", "bytes_copied")
-
-
-@dataclass
-class RunSummary:
+@dataclass(kw_only=True)
+class RunSummary(Counts):
     """A whole run, added up over its projects."""
 
     projects: int = 0
     projects_failed: int = 0
-    files_listed: int = 0
-    files_copied: int = 0
-    files_renamed: int = 0
-    files_skipped: int = 0
-    files_failed: int = 0
-    files_unavailable: int = 0
-    bytes_copied: int = 0
-    api_calls: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    dry_run: bool = False
-    planned: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def combine(cls, results: Iterable[ProjectResult],
@@ -93,7 +88,7 @@ class RunSummary:
         for result in results:
             summary.projects += 1
             summary.projects_failed += bool(result.errors or result.files_failed)
-            for name in _COUNTS:
+            for name in _SUMMED:
                 setattr(summary, name, getattr(summary, name) + getattr(result, name))
             calls.update(result.api_calls)
             summary.errors += [f"{result.project}: {e}" for e in result.errors]
@@ -110,12 +105,12 @@ class RunSummary:
     def format_text(self) -> str:
         verb = "would copy" if self.dry_run else "copied"
         copied = len(self.planned) if self.dry_run else self.files_copied
+        size = sum(p["size"] for p in self.planned) if self.dry_run else self.bytes_copied
         lines = [
             f"{self.projects} project(s): {self.files_listed} files listed, {verb} {copied} "
-            f"({human_bytes(self.bytes_copied if not self.dry_run else sum(p['size'] for p in self.planned))}), "
-            f"{self.files_renamed} renamed/moved, {self.files_skipped} unchanged, "
-            f"{self.files_unavailable} not downloadable, {self.files_failed} failed; "
-            f"{sum(self.api_calls.values())} API calls",
+            f"({human_bytes(size)}), {self.files_renamed} renamed/moved, "
+            f"{self.files_skipped} unchanged, {self.files_unavailable} not downloadable, "
+            f"{self.files_failed} failed; {sum(self.api_calls.values())} API calls",
         ]
         if self.errors:
             lines.append(f"{len(self.errors)} error(s); first: {self.errors[0]}")
@@ -136,8 +131,8 @@ class MirrorEngine:
         """Mirror one project; the manifest records exactly what succeeded."""
         counter = self.client.transport.counter
         calls_before = Counter(counter.snapshot())
-        result = ProjectResult(project.label, project.hub_id, project.project_id,
-                               dry_run=self.config.dry_run)
+        result = ProjectResult(project=project.label, hub_id=project.hub_id,
+                               project_id=project.project_id, dry_run=self.config.dry_run)
         manifest = self.manifests.load(project)
         listing = walk_project(self.client, project)
         result.listing_complete = listing.complete
