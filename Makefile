@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# Long measurements (minutes); figures land in benchmarks/results/. ONLY=name runs one.
+bench: install
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: long measurements that record their figures in benchmarks/results/."""
