@@ -80,16 +80,19 @@ def test_new_version_and_new_file_are_copied_alone(simulator, aps, s3, bucket):
     assert_exact_mirror(simulator, s3, bucket)
 
 
-def test_rename_copies_the_new_version_to_its_new_key(simulator, aps, s3, bucket):
+def test_rename_is_a_server_side_copy_without_download(simulator, aps, s3, bucket):
     run(aps, s3, bucket)
     target = next(f for f in simulator.sim.iter_files() if f.tip.size and f.tip.size > 1000)
     old_key = mirrored(s3, bucket)[target.item_id]["key"]
-    # Autodesk renames by adding a version, so a rename is a new version: it is copied.
+    downloads = simulator.sim.stats()["downloads"]
+    # Autodesk renames by adding a version with the same content: same size and SHA-1.
     simulator.sim.rename_item(target.item_id, "renamed drawing.pdf")
     summary = run(aps, s3, bucket)
-    assert summary.files_copied == 1
+    assert summary.files_renamed == 1 and summary.files_copied == 0
+    assert simulator.sim.stats()["downloads"] == downloads, "a rename must not download"
     entry = mirrored(s3, bucket)[target.item_id]
     assert entry["key"].endswith("/renamed drawing.pdf") and entry["key"] != old_key
+    assert old_key not in object_keys(s3, bucket), "the old key is removed"
     assert_exact_mirror(simulator, s3, bucket)
 
 
@@ -100,9 +103,11 @@ def test_move_reuses_the_mirrored_bytes(simulator, aps, s3, bucket):
     destination = simulator.sim.folder_id(project_id, target.path[:1])
     simulator.sim.move_item(target.item_id, destination)
     downloads = simulator.sim.stats()["downloads"]
+    old_key = mirrored(s3, bucket)[target.item_id]["key"]
     summary = run(aps, s3, bucket)
     assert summary.files_renamed == 1 and summary.files_copied == 0
     assert simulator.sim.stats()["downloads"] == downloads
+    assert old_key not in object_keys(s3, bucket)
     assert_exact_mirror(simulator, s3, bucket)
 
 

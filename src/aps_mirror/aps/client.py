@@ -49,6 +49,11 @@ class ApsClient:
         return [Folder.from_resource(res) for res, _ in self._pages(path)]
 
     # -- folders and items ------------------------------------------------------------------
+    def folder(self, project_id: str, folder_id: str) -> Folder:
+        """One folder; a project's root folder carries the rollup of the whole project."""
+        path = f"/data/v1/projects/{_seg(project_id)}/folders/{_seg(folder_id)}"
+        return Folder.from_resource(self.transport.get_json(path)["data"])
+
     def folder_contents(self, project_id: str, folder_id: str, *,
                         include_hidden: bool = False) -> Iterator[Folder | Item]:
         """Every folder and item directly in a folder, items carrying their tip version."""

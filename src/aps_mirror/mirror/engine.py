@@ -10,16 +10,18 @@ import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from aps_mirror.aps.client import ApsClient
+from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.mirror.keys import object_key
-from aps_mirror.mirror.manifest import ManifestEntry, ManifestStore
-from aps_mirror.mirror.plan import Action, ActionKind, plan
+from aps_mirror.mirror.manifest import (FolderRecord, Manifest, ManifestEntry, ManifestStore,
+                                        meta_prefix, now_iso)
+from aps_mirror.mirror.plan import Action, ActionKind, DeleteLimit, DeletePolicy, plan
 from aps_mirror.mirror.progress import Progress, human_bytes
 from aps_mirror.mirror.transfer import NotDownloadable, Transferred, copy_version, server_side_copy
-from aps_mirror.mirror.walk import ProjectRef, list_projects, walk_project
+from aps_mirror.mirror.walk import Listing, ProjectRef, list_projects, walk_project
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,11 @@ class MirrorConfig:
     dry_run: bool = False
     project_filter: tuple[str, ...] = ()
     workers: int = 4  # parallel transfers per project
+    # Rollups may miss deletes, moves and permission changes: list everything this often.
+    full_walk_days: float = 7.0
+    full_walk: bool = False  # list every folder this run, whatever the rollups say
+    delete_policy: DeletePolicy = DeletePolicy.KEEP
+    max_delete: DeleteLimit = field(default_factory=lambda: DeleteLimit(percent=10.0))
 
 
 @dataclass(kw_only=True)
@@ -45,7 +52,10 @@ class Counts:
     files_skipped: int = 0
     files_failed: int = 0
     files_unavailable: int = 0
+    files_deleted: int = 0  # marked deleted (keep), trashed or removed, by the delete policy
     bytes_copied: int = 0
+    folders_listed: int = 0
+    folders_pruned: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -56,7 +66,7 @@ class Counts:
 
 
 _SUMMED = ("files_listed", "files_copied", "files_renamed", "files_skipped", "files_failed",
-           "files_unavailable", "bytes_copied")
+           "files_unavailable", "files_deleted", "bytes_copied", "folders_listed", "folders_pruned")
 
 
 @dataclass(kw_only=True)
@@ -67,6 +77,8 @@ class ProjectResult(Counts):
     hub_id: str
     project_id: str
     listing_complete: bool = True
+    full_walk: bool = False
+    deletes_refused: str | None = None  # why the delete policy did not run
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProjectResult:
@@ -79,6 +91,7 @@ class RunSummary(Counts):
 
     projects: int = 0
     projects_failed: int = 0
+    deletes_refused: str | None = None  # the first project's reason, when any refused
 
     @classmethod
     def combine(cls, results: Iterable[ProjectResult],
@@ -93,6 +106,8 @@ class RunSummary(Counts):
             calls.update(result.api_calls)
             summary.errors += [f"{result.project}: {e}" for e in result.errors]
             summary.dry_run = summary.dry_run or result.dry_run
+            if result.deletes_refused and not summary.deletes_refused:
+                summary.deletes_refused = f"{result.project}: {result.deletes_refused}"
             summary.planned += result.planned
         summary.api_calls = dict(sorted(calls.items()))
         return summary
@@ -110,7 +125,9 @@ class RunSummary(Counts):
             f"{self.projects} project(s): {self.files_listed} files listed, {verb} {copied} "
             f"({human_bytes(size)}), {self.files_renamed} renamed/moved, "
             f"{self.files_skipped} unchanged, {self.files_unavailable} not downloadable, "
-            f"{self.files_failed} failed; {sum(self.api_calls.values())} API calls",
+            f"{self.files_deleted} deleted, {self.files_failed} failed; "
+            f"{self.folders_listed} folders listed, {self.folders_pruned} pruned; "
+            f"{sum(self.api_calls.values())} API calls",
         ]
         if self.errors:
             lines.append(f"{len(self.errors)} error(s); first: {self.errors[0]}")
@@ -134,9 +151,17 @@ class MirrorEngine:
         result = ProjectResult(project=project.label, hub_id=project.hub_id,
                                project_id=project.project_id, dry_run=self.config.dry_run)
         manifest = self.manifests.load(project)
-        listing = walk_project(self.client, project)
+        if not self.config.dry_run:
+            self._finish_pending_deletes(manifest)
+        full_walk = self._full_walk_due(manifest, project)
+        listing = walk_project(self.client, project, manifest, parse_timestamp(manifest.root_rollup),
+                               full_walk=full_walk)
+        result.full_walk = listing.full_walk
         result.listing_complete = listing.complete
         result.errors += listing.errors
+        result.folders_listed = listing.folders_listed
+        covered = self._covered_items(manifest, listing)
+        result.folders_pruned = len(manifest.subtree(listing.pruned)) if listing.pruned else 0
         result.files_listed = len(listing.files) + len(listing.unavailable)
         result.files_unavailable = len(listing.unavailable)
         for item, reason in listing.unavailable:
@@ -147,86 +172,207 @@ class MirrorEngine:
                 for f in listing.files}
         actions = plan(listing.files, keys, manifest.items)
         work = [a for a in actions if a.kind is not ActionKind.SKIP]
-        result.files_skipped = len(actions) - len(work)
-        log.info("%s: %d files listed in %d folders; %d to copy (%s), %d unchanged",
-                 project.label, result.files_listed, listing.folders, len(work),
-                 human_bytes(sum(a.size for a in work)), result.files_skipped)
+        result.files_skipped = len(actions) - len(work) + len(covered)
+        if not listing.project_unchanged:
+            log.info("%s: %d files listed in %d folders (%d pruned); %d to copy (%s), %d unchanged",
+                     project.label, result.files_listed, listing.folders_listed,
+                     result.folders_pruned, len(work), human_bytes(sum(a.size for a in work)),
+                     result.files_skipped)
+        gone = self._gone_items(manifest, listing, covered)
 
         if self.config.dry_run:
             result.planned = [{"action": a.kind.value, "key": a.key, "size": a.size,
                                "reason": a.reason} for a in work]
-        else:
-            changed = self._execute(project, work, manifest.items, result)
-            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            if listing.complete:  # only a full listing proves an item is gone
-                listed = {f.item.id for f in listing.files} | {i.id for i, _ in listing.unavailable}
-                for item_id, entry in manifest.items.items():
-                    if item_id not in listed and not entry.deleted_at:
-                        entry.deleted_at = now
-                        changed = True
-            if changed or manifest.updated_at is None:
-                self.manifests.save(manifest)
+            result.planned += [{"action": f"delete ({self.config.delete_policy.value})",
+                                "key": manifest.items[i].key, "size": manifest.items[i].size,
+                                "reason": "no longer in Autodesk"} for i in gone]
+        elif not listing.project_unchanged:
+            retry_later = self._execute(project, work, manifest, result)
+            retry_later |= {item.id for item, _ in listing.unavailable}
+            self._apply_deletes(manifest, gone, result)
+            # Folders to list again next run: where something failed, or deletes waited.
+            folder_of = {f.item.id: f.folder_id for f in listing.files}
+            recheck = {folder_of[i] for i in retry_later if folder_of.get(i)}
+            if result.deletes_refused:
+                recheck |= {manifest.items[i].folder_id for i in gone if manifest.items[i].folder_id}
+            self._record_walk(manifest, listing, project, recheck, result)
+            self.manifests.save(manifest)
+            self._finish_pending_deletes(manifest)
         after = Counter(counter.snapshot())
         after.subtract(calls_before)
         result.api_calls = {k: v for k, v in sorted(after.items()) if v}
         return result
 
-    def _execute(self, project: ProjectRef, work: list[Action],
-                 entries: dict[str, ManifestEntry], result: ProjectResult) -> bool:
-        """Run copies in parallel; record each success in `entries`. True if any succeeded."""
+    # -- deciding what the walk covers -------------------------------------------------------
+    def _full_walk_due(self, manifest: Manifest, project: ProjectRef) -> bool:
+        if self.config.full_walk or not manifest.last_full_walk:
+            return True
+        if manifest.root_segments != [project.hub_segment, project.project_segment]:
+            return True  # hub or project renamed: every key moves
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(manifest.last_full_walk)
+        return age >= timedelta(days=self.config.full_walk_days)
+
+    @staticmethod
+    def _covered_items(manifest: Manifest, listing: Listing) -> set[str]:
+        """Items the walk did not need to see: in pruned subtrees, or the whole project."""
+        if listing.project_unchanged:
+            return {i for i, e in manifest.items.items() if not e.deleted_at}
+        folders = manifest.subtree(listing.pruned)
+        return {i for i, e in manifest.items.items() if e.folder_id in folders and not e.deleted_at}
+
+    @staticmethod
+    def _gone_items(manifest: Manifest, listing: Listing, covered: set[str]) -> list[str]:
+        """Mirrored items that a complete walk proved are no longer in Autodesk."""
+        if listing.project_unchanged or not listing.complete:
+            return []
+        seen = {f.item.id for f in listing.files} | {i.id for i, _ in listing.unavailable}
+        return sorted(i for i, e in manifest.items.items()
+                      if i not in seen and i not in covered and not e.deleted_at)
+
+    # -- transferring -----------------------------------------------------------------------
+    def _execute(self, project: ProjectRef, work: list[Action], manifest: Manifest,
+                 result: ProjectResult) -> set[str]:
+        """Run copies in parallel; record each success. Returns the items to retry next run."""
+        retry_later: set[str] = set()
         if not work:
-            return False
+            return retry_later
         progress = Progress(project.label, len(work), sum(a.size for a in work))
-        changed = False
         with ThreadPoolExecutor(max_workers=self.config.workers,
                                 thread_name_prefix="aps-mirror-copy") as pool:
             futures = {pool.submit(self._run_action, a, progress): a for a in work}
             for future in as_completed(futures):
                 action = futures[future]
+                item_id = action.remote.item.id
                 try:
                     transferred = future.result()
                 except NotDownloadable as exc:
                     result.files_unavailable += 1
+                    manifest.unavailable[item_id] = str(exc)
+                    retry_later.add(item_id)
                     log.info("not downloadable: %s (%s)", action.remote.source_path, exc)
                     continue
                 except Exception as exc:  # one file's failure must not stop the project
                     result.files_failed += 1
                     result.errors.append(f"{action.remote.source_path}: {exc}")
+                    retry_later.add(item_id)
                     log.error("failed: %s: %s", action.remote.source_path, exc)
                     continue
                 finally:
                     progress.file_done()
-                if action.kind is ActionKind.SERVER_COPY:
+                if action.kind is ActionKind.SERVER_COPY or transferred.reused:
                     result.files_renamed += 1
                 else:
                     result.files_copied += 1
                     result.bytes_copied += transferred.size
-                entries[action.remote.item.id] = _entry(action, transferred, entries.get(action.remote.item.id))
-                changed = True
+                manifest.items[item_id] = _entry(action, transferred)
+                manifest.unavailable.pop(item_id, None)
+                if action.replaces_key:  # removed only after the manifest no longer needs it
+                    manifest.pending_deletes.append(action.replaces_key)
         progress.finish()
-        return changed
+        return retry_later
 
     def _run_action(self, action: Action, progress: Progress) -> Transferred:
-        if action.kind is ActionKind.SERVER_COPY and action.source_key:
-            server_side_copy(self.s3, self.config.bucket, action.source_key, action.key, action.remote)
+        previous = action.previous
+        if action.kind is ActionKind.SERVER_COPY and previous is not None:
+            server_side_copy(self.s3, self.config.bucket, previous.key, action.key, action.remote)
             progress.add_bytes(action.size)
-            return Transferred(action.size, "")
+            return Transferred(action.size, previous.sha1 or "", reused=True)
         log.debug("copy %s -> s3://%s/%s (%s)", action.remote.source_path, self.config.bucket,
                   action.key, action.reason)
+        mirrored = None
+        if previous is not None and not previous.deleted_at and previous.sha1:
+            mirrored = (previous.key, previous.size, previous.sha1)
         return copy_version(self.client, self.s3, self.config.bucket, action.key, action.remote,
-                            on_bytes=progress.add_bytes)
+                            on_bytes=progress.add_bytes, mirrored=mirrored)
+
+    # -- deleting ---------------------------------------------------------------------------
+    def _apply_deletes(self, manifest: Manifest, gone: list[str], result: ProjectResult) -> None:
+        """Apply the delete policy to items gone from Autodesk, unless a guard says no."""
+        if not gone:
+            return
+        policy = self.config.delete_policy
+        if result.errors or result.files_failed:
+            # rclone's rule: after any error the listing may be wrong, so delete nothing.
+            result.deletes_refused = (f"not deleting {len(gone)} file(s): this run had "
+                                      f"{len(result.errors) or result.files_failed} error(s)")
+        elif policy is not DeletePolicy.KEEP:
+            live = sum(1 for e in manifest.items.values() if not e.deleted_at)
+            refusal = self.config.max_delete.refuses(len(gone), live)
+            if refusal:
+                result.deletes_refused = (f"not deleting: {refusal}; if this is expected, raise "
+                                          "max_delete or run with delete_policy=keep")
+        if result.deletes_refused:
+            log.warning("%s: %s", result.project, result.deletes_refused)
+            return
+        now = now_iso()
+        for item_id in gone:
+            entry = manifest.items[item_id]
+            if policy is DeletePolicy.KEEP:
+                entry.deleted_at = now
+            else:
+                if policy is DeletePolicy.TRASH:
+                    trash_key = f"{meta_prefix(self.config.prefix)}/trash/{now[:10]}/{entry.key}"
+                    self.s3.copy({"Bucket": self.config.bucket, "Key": entry.key},
+                                 self.config.bucket, trash_key)
+                manifest.pending_deletes.append(entry.key)
+                del manifest.items[item_id]
+            log.info("%s %s: no longer in Autodesk", policy.value, entry.source_path)
+            result.files_deleted += 1
+
+    def _finish_pending_deletes(self, manifest: Manifest) -> None:
+        """Remove the objects the committed manifest no longer references (journalled)."""
+        if not manifest.pending_deletes:
+            return
+        still_used = manifest.referenced_keys()
+        for key in sorted(set(manifest.pending_deletes) - still_used):
+            self.s3.delete_object(Bucket=self.config.bucket, Key=key)
+            log.debug("removed s3://%s/%s", self.config.bucket, key)
+        manifest.pending_deletes = []
+        self.manifests.save(manifest)
+
+    # -- remembering the walk ---------------------------------------------------------------
+    @staticmethod
+    def _record_walk(manifest: Manifest, listing: Listing, project: ProjectRef,
+                     recheck: set[str], result: ProjectResult) -> None:
+        """Keep each folder's rollup for the next walk, except on the way to anything left to
+        do (`recheck`): those folders must be listed again, so their rollup is forgotten."""
+        dirty: set[str] = set()
+        for start in recheck:
+            folder_id: str | None = start
+            while folder_id and folder_id not in dirty:
+                dirty.add(folder_id)
+                walked = listing.folders.get(folder_id)
+                folder_id = walked.parent_id if walked else None
+        if listing.errors:  # a folder could not be listed: list every folder next time
+            dirty.update(listing.folders)
+        kept = manifest.subtree(listing.pruned)
+        manifest.folders = {fid: rec for fid, rec in manifest.folders.items() if fid in kept}
+        for folder in listing.folders.values():
+            if folder.id in listing.pruned:
+                continue
+            rollup = None if folder.id in dirty else _iso(folder.rollup)
+            manifest.folders[folder.id] = FolderRecord(rollup, list(folder.segments),
+                                                       list(folder.names), folder.parent_id)
+        clean = not dirty and listing.complete and not result.files_failed and not result.deletes_refused
+        manifest.root_rollup = _iso(listing.root_rollup) if clean else None
+        manifest.root_segments = [project.hub_segment, project.project_segment]
+        if listing.full_walk and listing.complete:
+            manifest.last_full_walk = now_iso()
 
 
-def _entry(action: Action, transferred: Transferred, previous: ManifestEntry | None) -> ManifestEntry:
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _entry(action: Action, transferred: Transferred) -> ManifestEntry:
     version = action.remote.version
-    # A server-side copy moves bytes already verified: keep their checksum.
-    sha1 = transferred.sha1 or (previous.sha1 if previous else None)
     return ManifestEntry(
         version_id=version.id,
         version_number=version.version_number,
         key=action.key,
         size=transferred.size,
         source_path=action.remote.source_path,
-        sha1=sha1,
-        copied_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        sha1=transferred.sha1 or None,
+        copied_at=now_iso(),
+        folder_id=action.remote.folder_id,
     )

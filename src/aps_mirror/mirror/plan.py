@@ -1,4 +1,4 @@
-"""Deciding: one pure predicate per file says what to do with it, and why."""
+"""Deciding: one pure predicate per file says what to do with it, and why; deletes are a policy."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 
+from aps_mirror.errors import ConfigError
 from aps_mirror.mirror.manifest import ManifestEntry
 from aps_mirror.mirror.walk import RemoteFile
 
@@ -13,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 class ActionKind(str, Enum):
-    COPY = "copy"  # download from Autodesk, upload to S3
+    COPY = "copy"  # download from Autodesk, upload to S3 (unless the bytes are already mirrored)
     SERVER_COPY = "server_copy"  # same version already mirrored at another key (rename/move)
     SKIP = "skip"  # the mirror already holds this version at this key
 
@@ -24,23 +25,31 @@ class Action:
     remote: RemoteFile
     key: str
     reason: str
-    source_key: str | None = None  # for SERVER_COPY: where the bytes already are
+    previous: ManifestEntry | None = None  # what the mirror held for this item before
 
     @property
     def size(self) -> int:
         return self.remote.version.storage_size or 0
 
+    @property
+    def replaces_key(self) -> str | None:
+        """The old key this action makes stale (the item's earlier place), if any."""
+        if self.previous is not None and not self.previous.deleted_at and self.previous.key != self.key:
+            return self.previous.key
+        return None
+
 
 def decide(remote: RemoteFile, key: str, entry: ManifestEntry | None) -> Action:
     """What to do with one listed file, given what the manifest says the mirror holds."""
     if entry is None or entry.deleted_at:
-        return Action(ActionKind.COPY, remote, key, "new item" if entry is None else "restored item")
+        return Action(ActionKind.COPY, remote, key, "new item" if entry is None else "restored item", entry)
     if entry.version_id != remote.version.id:
         return Action(ActionKind.COPY, remote, key,
-                      f"new version v{remote.version.version_number} (mirror has v{entry.version_number})")
+                      f"new version v{remote.version.version_number} (mirror has v{entry.version_number})",
+                      entry)
     if entry.key != key:
-        return Action(ActionKind.SERVER_COPY, remote, key, "renamed or moved", source_key=entry.key)
-    return Action(ActionKind.SKIP, remote, key, "unchanged")
+        return Action(ActionKind.SERVER_COPY, remote, key, "renamed or moved", entry)
+    return Action(ActionKind.SKIP, remote, key, "unchanged", entry)
 
 
 def plan(files: list[RemoteFile], keys: dict[str, str],
@@ -52,3 +61,37 @@ def plan(files: list[RemoteFile], keys: dict[str, str],
         log.debug("%s %s: %s", action.kind.value, action.key, action.reason)
         actions.append(action)
     return actions
+
+
+class DeletePolicy(str, Enum):
+    KEEP = "keep"  # nothing is removed; the item is marked deleted in the manifest
+    TRASH = "trash"  # moved under {prefix}/_aps_mirror/trash/<date>/
+    DELETE = "delete"  # removed from the mirror
+
+
+@dataclass(frozen=True)
+class DeleteLimit:
+    """rclone's --max-delete: a count, or a percentage of the project's mirrored files."""
+
+    count: int | None = None
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, value: str | int | None) -> DeleteLimit:
+        if value in (None, ""):
+            return cls()
+        text = str(value).strip()
+        try:
+            if text.endswith("%"):
+                return cls(percent=float(text[:-1]))
+            return cls(count=int(text))
+        except ValueError:
+            raise ConfigError(f"max_delete {value!r} is neither a count (50) nor a percentage (10%).") from None
+
+    def refuses(self, deletes: int, mirrored: int) -> str | None:
+        """Why `deletes` out of `mirrored` files is too many, or None when allowed."""
+        if self.count is not None and deletes > self.count:
+            return f"{deletes} deletes exceed max_delete={self.count}"
+        if self.percent is not None and mirrored and deletes * 100 / mirrored > self.percent:
+            return f"{deletes} of {mirrored} files ({deletes * 100 / mirrored:.0f}%) exceed max_delete={self.percent:g}%"
+        return None

@@ -34,6 +34,7 @@ class NotDownloadable(Exception):
 class Transferred:
     size: int
     sha1: str
+    reused: bool = False  # the bytes were already in the mirror: copied inside S3, not downloaded
 
 
 def object_metadata(remote: RemoteFile) -> dict[str, str]:
@@ -48,8 +49,14 @@ def object_metadata(remote: RemoteFile) -> dict[str, str]:
 
 
 def copy_version(client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile,
-                 on_bytes: Callable[[int], None] = lambda n: None) -> Transferred:
-    """Copy a file version to s3://bucket/key, retrying with a fresh signed URL."""
+                 on_bytes: Callable[[int], None] = lambda n: None,
+                 mirrored: tuple[str, int, str | None] | None = None) -> Transferred:
+    """Copy a file version to s3://bucket/key, retrying with a fresh signed URL.
+
+    `mirrored` is (key, size, sha1) of the item's bytes already in the mirror: when Autodesk's
+    size and SHA-1 for the new version match them (a rename adds a version with the same
+    content), the object is copied inside S3 instead of downloaded again.
+    """
     last_error: Exception | None = None
     for attempt in range(1, ATTEMPTS + 1):
         sent = 0
@@ -60,7 +67,7 @@ def copy_version(client: ApsClient, s3: Any, bucket: str, key: str, remote: Remo
             on_bytes(n)
 
         try:
-            return _copy_once(client, s3, bucket, key, remote, count)
+            return _copy_once(client, s3, bucket, key, remote, count, mirrored)
         except (TransferError, requests.RequestException, ApiError) as exc:
             if isinstance(exc, ApiError) and exc.status in (400, 401, 404):
                 raise
@@ -72,12 +79,17 @@ def copy_version(client: ApsClient, s3: Any, bucket: str, key: str, remote: Remo
 
 
 def _copy_once(client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile,
-               on_bytes: Callable[[int], None]) -> Transferred:
+               on_bytes: Callable[[int], None], mirrored: tuple[str, int, str | None] | None) -> Transferred:
     signed = client.signed_download(remote.version)
+    expected_size = signed.size if signed.size is not None else remote.version.storage_size
+    if mirrored is not None and signed.sha1 and mirrored[2] == signed.sha1.lower() \
+            and mirrored[1] == expected_size:
+        server_side_copy(s3, bucket, mirrored[0], key, remote)
+        on_bytes(expected_size)
+        return Transferred(expected_size, mirrored[2], reused=True)
     if signed.status != "complete" or not signed.url:
         raise NotDownloadable(f"Autodesk offers this version as {signed.status!r} storage, "
                               "not as one downloadable object")
-    expected_size = signed.size if signed.size is not None else remote.version.storage_size
     digest = hashlib.sha1()
     size = 0
     buffer = bytearray()

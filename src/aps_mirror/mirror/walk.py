@@ -9,7 +9,8 @@ import fnmatch
 import logging
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from datetime import datetime
+from typing import Any, Protocol
 
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.models import Folder, Item, Version
@@ -36,6 +37,7 @@ class ProjectRef:
     project_name: str
     hub_segment: str
     project_segment: str
+    root_folder_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -46,7 +48,7 @@ class ProjectRef:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProjectRef:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class RemoteFile:
     folder_names: tuple[str, ...]  # as in Autodesk, for people and metadata
     folder_segments: tuple[str, ...]  # safe for S3 and restores
     name_segment: str
+    folder_id: str | None = None
 
     @property
     def source_path(self) -> str:
@@ -65,17 +68,43 @@ class RemoteFile:
 
 
 @dataclass
+class WalkedFolder:
+    """A folder the walk listed or pruned, with its place in the tree."""
+
+    id: str
+    rollup: datetime | None
+    names: tuple[str, ...]
+    segments: tuple[str, ...]
+    parent_id: str | None
+
+
+@dataclass
 class Listing:
-    """What a project walk saw; `complete` is False when any folder could not be listed."""
+    """What a project walk saw; `complete` is False when any folder could not be listed.
+
+    `pruned` holds the folders whose subtree was skipped because nothing in it changed
+    (same rollup, same path): what the mirror holds below them stays as it is.
+    """
 
     files: list[RemoteFile] = field(default_factory=list)
     unavailable: list[tuple[Item, str]] = field(default_factory=list)  # (item, reason)
-    folders: int = 0
+    folders: dict[str, WalkedFolder] = field(default_factory=dict)
+    pruned: set[str] = field(default_factory=set)
+    root_rollup: datetime | None = None
+    project_unchanged: bool = False  # the root's rollup had not moved: nothing was listed
+    full_walk: bool = False
+    folders_listed: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+
+class KnownTree(Protocol):
+    """What the previous walk recorded (the manifest), as the walker needs it."""
+
+    def known_rollup(self, folder_id: str) -> tuple[datetime | None, tuple[str, ...]] | None: ...
 
 
 def matches_filter(patterns: tuple[str, ...], *values: str) -> bool:
@@ -96,24 +125,48 @@ def list_projects(client: ApsClient, project_filter: tuple[str, ...] = ()) -> li
         for project in projects:
             if matches_filter(project_filter, project.name, project.id):
                 refs.append(ProjectRef(hub.id, hub.name, project.id, project.name,
-                                       hub_segments[hub.id], project_segments[project.id]))
+                                       hub_segments[hub.id], project_segments[project.id],
+                                       project.root_folder_id))
             else:
                 log.debug("skip project %s / %s: not selected by the filter", hub.name, project.name)
     return refs
 
 
-def walk_project(client: ApsClient, project: ProjectRef) -> Listing:
-    """List every current file of a project (system folders of ACC left out)."""
-    listing = Listing()
+def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None = None,
+                 known_root_rollup: datetime | None = None, full_walk: bool = True) -> Listing:
+    """List a project's current files, descending only where something changed.
+
+    Without `known` (or with `full_walk`) every folder is listed. Otherwise the root folder's
+    rollup is checked first (one call for an unchanged project), then each folder whose
+    rollup and path are what the manifest recorded is pruned with its whole subtree.
+    ACC system folders are left out.
+    """
+    listing = Listing(full_walk=full_walk or known is None)
+    prune = not listing.full_walk
+    if project.root_folder_id:
+        try:
+            listing.root_rollup = client.folder(project.project_id, project.root_folder_id).last_modified_rollup
+        except Exception as exc:  # the walk below still works without it
+            log.warning("could not read the root folder of %s: %s", project.label, exc)
+    if prune and listing.root_rollup is not None and listing.root_rollup == known_root_rollup:
+        listing.project_unchanged = True
+        log.info("%s: unchanged since the last run (root rollup %s)", project.label, listing.root_rollup)
+        return listing
+
     tops = client.top_folders(project.hub_id, project.project_id)
     selected = [f for f in tops if not f.hidden and not _ACC_SYSTEM_FOLDERS.match(f.name)]
     for skipped in set(tops) - set(selected):
         log.debug("skip top folder %r of %s: ACC system or hidden folder", skipped.name, project.label)
     segments = assign_segments([(f.id, f.name) for f in selected])
-    stack = [(f, (f.name,), (segments[f.id],)) for f in selected]
+    stack = [(f, (f.name,), (segments[f.id],), None) for f in selected]
     while stack:
-        folder, names, segs = stack.pop()
-        listing.folders += 1
+        folder, names, segs, parent_id = stack.pop()
+        listing.folders[folder.id] = WalkedFolder(folder.id, folder.last_modified_rollup, names, segs, parent_id)
+        if prune and known is not None and _unchanged(known, folder, segs):
+            listing.pruned.add(folder.id)
+            log.debug("prune %s: rollup and path unchanged", "/".join(names))
+            continue
+        listing.folders_listed += 1
         try:
             children = list(client.folder_contents(project.project_id, folder.id))
         except Exception as exc:  # one unreadable folder must not stop the others
@@ -126,18 +179,24 @@ def walk_project(client: ApsClient, project: ProjectRef) -> Listing:
             seg = child_segments[child.id]
             if isinstance(child, Folder):
                 if not child.hidden:
-                    stack.append((child, names + (child.name,), segs + (seg,)))
+                    stack.append((child, names + (child.name,), segs + (seg,), folder.id))
             elif not child.hidden:
-                _add_item(listing, child, names, segs, seg)
+                _add_item(listing, child, folder.id, names, segs, seg)
     return listing
+
+
+def _unchanged(known: KnownTree, folder: Folder, segments: tuple[str, ...]) -> bool:
+    record = known.known_rollup(folder.id)
+    return (record is not None and folder.last_modified_rollup is not None
+            and record == (folder.last_modified_rollup, segments))
 
 
 def _file_name(item: Item) -> str:
     return item.tip.name if item.tip else item.name
 
 
-def _add_item(listing: Listing, item: Item, names: tuple[str, ...], segs: tuple[str, ...],
-              name_segment: str) -> None:
+def _add_item(listing: Listing, item: Item, folder_id: str, names: tuple[str, ...],
+              segs: tuple[str, ...], name_segment: str) -> None:
     version = item.tip
     if version is None:
         listing.unavailable.append((item, "the listing did not include its tip version"))
@@ -146,4 +205,4 @@ def _add_item(listing: Listing, item: Item, names: tuple[str, ...], segs: tuple[
     elif version.storage_location() is None:
         listing.unavailable.append((item, "its tip version has no stored file (still processing, or a cloud model)"))
     else:
-        listing.files.append(RemoteFile(item, version, names, segs, name_segment))
+        listing.files.append(RemoteFile(item, version, names, segs, name_segment, folder_id))

@@ -1,0 +1,134 @@
+"""Incremental behaviour: rollup pruning, delete policies and guards, retries, races."""
+
+from __future__ import annotations
+
+import pytest
+
+from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
+from aps_mirror.mirror.manifest import ManifestConflict
+from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
+from tests.mirror.test_engine import PREFIX, assert_exact_mirror, mirrored, object_keys, run
+
+
+def calls(simulator) -> dict[str, int]:
+    return dict(simulator.sim.stats()["requests"])
+
+
+def test_unchanged_night_costs_one_call_per_project(simulator, aps, s3, bucket):
+    run(aps, s3, bucket)
+    simulator.sim.reset_stats()
+    summary = run(aps, s3, bucket)
+    assert summary.files_copied == 0 and summary.folders_listed == 0
+    assert summary.files_skipped == len(list(simulator.sim.iter_files()))
+    served = calls(simulator)
+    assert served.get("folder", 0) == 3, "one root-folder read per project"
+    assert "folder_contents" not in served and "top_folders" not in served
+
+
+def test_a_change_deep_down_lists_only_the_path_to_it(simulator, aps, s3, bucket):
+    run(aps, s3, bucket)
+    deep = max(simulator.sim.iter_files(), key=lambda f: len(f.path))
+    project_id = simulator.sim.project_id(deep.project)
+    simulator.sim.add_file(project_id, simulator.sim.folder_id(project_id, deep.path), "new.txt", size=10)
+    simulator.sim.reset_stats()
+    summary = run(aps, s3, bucket)
+    assert summary.files_copied == 1
+    # Only the folders on the path from the top folder to the change are listed again.
+    assert calls(simulator)["folder_contents"] == len(deep.path) == summary.folders_listed
+    assert summary.folders_pruned > 0
+    assert_exact_mirror(simulator, s3, bucket)
+
+
+def test_full_walk_lists_everything(simulator, aps, s3, bucket):
+    first = run(aps, s3, bucket)
+    again = run(aps, s3, bucket, full_walk=True)
+    assert again.folders_listed == first.folders_listed and again.folders_pruned == 0
+    assert again.files_copied == 0
+
+
+def test_failed_copy_is_retried_although_the_rollup_did_not_move(simulator, aps, s3, bucket):
+    run(aps, s3, bucket)
+    target = next(iter(simulator.sim.iter_files()))
+    simulator.sim.add_version(target.item_id, size=2048)
+    simulator.sim.inject_fault("download", 500, count=1000)
+    failed = run(aps, s3, bucket)
+    assert failed.files_failed == 1
+    simulator.sim.clear_faults()
+    retried = run(aps, s3, bucket)  # nothing changed in Autodesk since the failed run
+    assert retried.files_copied == 1 and retried.files_failed == 0
+    assert_exact_mirror(simulator, s3, bucket)
+
+
+def test_delete_policy_delete_removes_the_object(simulator, aps, s3, bucket):
+    run(aps, s3, bucket)
+    target = next(iter(simulator.sim.iter_files()))
+    key = mirrored(s3, bucket)[target.item_id]["key"]
+    simulator.sim.delete_item(target.item_id)
+    summary = run(aps, s3, bucket, delete_policy=DeletePolicy.DELETE, max_delete=DeleteLimit(count=5))
+    assert summary.files_deleted == 1
+    assert key not in object_keys(s3, bucket) and target.item_id not in mirrored(s3, bucket)
+    assert_exact_mirror(simulator, s3, bucket)
+
+
+def test_delete_policy_trash_moves_the_object_under_a_dated_prefix(simulator, aps, s3, bucket):
+    run(aps, s3, bucket)
+    target = next(iter(simulator.sim.iter_files()))
+    key = mirrored(s3, bucket)[target.item_id]["key"]
+    simulator.sim.delete_item(target.item_id)
+    run(aps, s3, bucket, delete_policy=DeletePolicy.TRASH, max_delete=DeleteLimit(count=5))
+    assert key not in object_keys(s3, bucket)
+    trash = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_aps_mirror/trash/")["Contents"]
+    assert [o["Key"].split("/", 4)[-1] for o in trash] == [key]
+
+
+def test_max_delete_refuses_and_says_why(simulator, aps, s3, bucket):
+    run(aps, s3, bucket)
+    victims = [f for f in simulator.sim.iter_files() if f.project == "Drone Gimbal"][:3]
+    keys = {mirrored(s3, bucket)[v.item_id]["key"] for v in victims}
+    for victim in victims:
+        simulator.sim.delete_item(victim.item_id)
+    summary = run(aps, s3, bucket, delete_policy=DeletePolicy.DELETE, max_delete=DeleteLimit(count=2))
+    assert summary.files_deleted == 0
+    assert "exceed max_delete=2" in summary.deletes_refused
+    assert keys <= object_keys(s3, bucket)
+    percent = run(aps, s3, bucket, delete_policy=DeletePolicy.DELETE, max_delete=DeleteLimit.parse("10%"))
+    assert percent.files_deleted == 0, "3 of 12 files is 25%"
+    allowed = run(aps, s3, bucket, delete_policy=DeletePolicy.DELETE, max_delete=DeleteLimit.parse("30%"))
+    assert allowed.files_deleted == 3 and not keys & object_keys(s3, bucket)
+
+
+def test_no_deletes_after_an_error(simulator, aps, s3, bucket):
+    run(aps, s3, bucket)
+    files = [f for f in simulator.sim.iter_files() if f.project == "Drone Gimbal"]
+    simulator.sim.delete_item(files[0].item_id)
+    simulator.sim.add_version(files[1].item_id, size=99)
+    simulator.sim.inject_fault("download", 500, count=1000)
+    summary = run(aps, s3, bucket, delete_policy=DeletePolicy.DELETE, max_delete=DeleteLimit(count=10))
+    assert summary.files_failed == 1 and summary.files_deleted == 0
+    assert "error" in summary.deletes_refused
+    assert mirrored(s3, bucket)[files[0].item_id]["key"] in object_keys(s3, bucket)
+
+
+def test_a_restored_item_is_mirrored_again(simulator, aps, s3, bucket):
+    run(aps, s3, bucket)
+    target = next(iter(simulator.sim.iter_files()))
+    simulator.sim.delete_item(target.item_id)
+    run(aps, s3, bucket)
+    assert mirrored(s3, bucket)[target.item_id]["deleted_at"]
+    simulator.sim.add_version(target.item_id, size=321)  # a new version brings it back
+    summary = run(aps, s3, bucket)
+    assert summary.files_copied == 1
+    assert not mirrored(s3, bucket)[target.item_id]["deleted_at"]
+    assert_exact_mirror(simulator, s3, bucket)
+
+
+def test_racing_runs_cannot_lose_an_update(simulator, aps, s3, bucket):
+    engine = MirrorEngine(aps, s3, MirrorConfig(bucket=bucket, prefix=PREFIX))
+    project = next(p for p in engine.list_projects() if p.project_name == "Drone Gimbal")
+    engine.sync_project(project)
+    first = engine.manifests.load(project)
+    second = engine.manifests.load(project)
+    first.unavailable["urn:example"] = "changed by the first run"
+    engine.manifests.save(first)
+    with pytest.raises(ManifestConflict, match="run again"):
+        engine.manifests.save(second)
