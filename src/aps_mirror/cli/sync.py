@@ -11,6 +11,7 @@ from aps_mirror.cli.common import ExitCode, aps_client, s3_client
 from aps_mirror.connection import DEFAULT_AWS_CONN_ID, DEFAULT_CONN_ID
 from aps_mirror.errors import ConfigError
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine, ProjectResult, RunSummary
+from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="only projects whose name or id matches (repeatable)")
     parser.add_argument("--workers", type=int, default=4, help="parallel transfers per project")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    parser.add_argument("--full-walk", action="store_true",
+                        help="list every folder, whatever the rollups say (catches what they miss)")
+    parser.add_argument("--full-walk-days", type=float, default=7.0,
+                        help="list every folder when the last full walk is older (default: %(default)s)")
+    parser.add_argument("--delete-policy", choices=[p.value for p in DeletePolicy], default="keep",
+                        help="what to do with files deleted in Autodesk (default: %(default)s: "
+                             "keep them, marked deleted in the manifest)")
+    parser.add_argument("--max-delete", default="10%",
+                        help="refuse to delete more than this many files, or this percentage of a "
+                             "project's files (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     parser.set_defaults(func=run)
 
@@ -33,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     s3 = s3_client(args.aws_conn_id)
     _check_bucket(s3, args.bucket, args.aws_conn_id)
     config = MirrorConfig(bucket=args.bucket, prefix=args.prefix, dry_run=args.dry_run,
-                          project_filter=tuple(args.project), workers=args.workers)
+                          project_filter=tuple(args.project), workers=args.workers,
+                          full_walk=args.full_walk, full_walk_days=args.full_walk_days,
+                          delete_policy=DeletePolicy(args.delete_policy),
+                          max_delete=DeleteLimit.parse(args.max_delete))
     engine = MirrorEngine(client, s3, config)
     listing_calls = dict(client.transport.counter.snapshot())
     projects = engine.list_projects()

@@ -131,6 +131,8 @@ class RunSummary(Counts):
         ]
         if self.errors:
             lines.append(f"{len(self.errors)} error(s); first: {self.errors[0]}")
+        if self.deletes_refused:
+            lines.append(self.deletes_refused)
         return "\n".join(lines)
 
 
@@ -150,9 +152,11 @@ class MirrorEngine:
         calls_before = Counter(counter.snapshot())
         result = ProjectResult(project=project.label, hub_id=project.hub_id,
                                project_id=project.project_id, dry_run=self.config.dry_run)
+        started = datetime.now(timezone.utc)
         manifest = self.manifests.load(project)
         if not self.config.dry_run:
             self._finish_pending_deletes(manifest)
+            self._abort_stale_uploads(project, started)
         full_walk = self._full_walk_due(manifest, project)
         listing = walk_project(self.client, project, manifest, parse_timestamp(manifest.root_rollup),
                                full_walk=full_walk)
@@ -329,6 +333,21 @@ class MirrorEngine:
             log.debug("removed s3://%s/%s", self.config.bucket, key)
         manifest.pending_deletes = []
         self.manifests.save(manifest)
+
+    def _abort_stale_uploads(self, project: ProjectRef, started: datetime) -> None:
+        """Abort multipart uploads a killed run left under this project (invisible, but billed).
+
+        One run at a time works on a project (max_active_runs=1; conditional manifest writes
+        catch the rest), so an upload begun before this run started belongs to a dead one.
+        """
+        root = object_key(self.config.prefix, project.hub_segment, project.project_segment, (), "")
+        pages = self.s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.config.bucket, Prefix=root)
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < started:
+                    self.s3.abort_multipart_upload(Bucket=self.config.bucket, Key=upload["Key"],
+                                                   UploadId=upload["UploadId"])
+                    log.info("aborted an unfinished upload of %s left by an interrupted run", upload["Key"])
 
     # -- remembering the walk ---------------------------------------------------------------
     @staticmethod
