@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install chromium demo test bench clean
 
 install: $(STAMP)
 
@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml constraints.txt requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[airflow,test]"
 	touch $(STAMP)
 
+# Debian's Chromium and ChromeDriver for the browser tests (apt-get; skipped when present).
+chromium:
+	sh include/setup/install_chromium.sh
+
 demo: install
 	$(PY) include/demo/run_demo.py
 
-test: install
+test: install chromium
 	$(PY) -m pytest
 
 # Long measurements (minutes); figures land in benchmarks/results/. ONLY=name runs one.

@@ -57,6 +57,11 @@ class ApsConnection:
     refresh_token: str | None = field(default=None, repr=False)
     callback_url: str | None = None
     user_id: str | None = None  # x-user-id for 2-legged calls on behalf of an ACC user
+    # Share of Autodesk's documented rate limits to use (lower it when other apps share the
+    # client id; 0 turns client-side budgeting off). The simulator's --rate-scale matches it.
+    rate_scale: float = 1.0
+    # A redis:// URL makes every worker of a deployment share one request budget.
+    rate_budget_url: str | None = None
 
     @classmethod
     def from_fields(cls, fields: ConnectionFields) -> ApsConnection:
@@ -89,6 +94,8 @@ class ApsConnection:
             refresh_token=extra.get("refresh_token") or None,
             callback_url=extra.get("callback_url") or None,
             user_id=extra.get("user_id") or None,
+            rate_scale=_float(fields.conn_id, "rate_scale", extra.get("rate_scale"), 1.0),
+            rate_budget_url=extra.get("rate_budget_url") or os.environ.get("APS_MIRROR_RATE_BUDGET_URL") or None,
         )
 
 
@@ -139,6 +146,15 @@ def _base_url(fields: ConnectionFields) -> str:
         if fields.port:
             host = f"{host}:{fields.port}"
     return host
+
+
+def _float(conn_id: str, name: str, value: Any, default: float) -> float:
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Connection {conn_id!r} has {name}={value!r}; it must be a number.") from None
 
 
 def _scopes(value: Any) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from aps_mirror.airflow_provider.connections import AirflowConnectionTokenStore, get_connection_fields
+from aps_mirror.aps.auth import fingerprint
 from aps_mirror.connection import lookup_connection
 
 
@@ -55,7 +56,7 @@ def test_store_warns_and_keeps_the_token_when_the_db_is_blocked(airflow_db) -> N
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert "warning" in output and "the refresh token of connection 'autodesk_blocked'" in output
+    assert "error" in output and "the refresh token of connection 'autodesk_blocked'" in output
     assert "could NOT be saved" in output and "aps-mirror authorize" in output
     assert "rt-rotated-0123456789" not in output
 
@@ -72,5 +73,8 @@ def test_store_writes_only_the_refresh_token_key(airflow_db) -> None:
     assert store.load_refresh_token() == "old"
     store.save_refresh_token("new-token-value")
     assert store.load_refresh_token() == "new-token-value"
-    assert get_connection_fields("autodesk_store").extra == {
-        "auth_mode": "authorization_code", "refresh_token": "new-token-value", "scopes": "data:read"}
+    extra = get_connection_fields("autodesk_store").extra
+    bookkeeping = {k: extra.pop(k) for k in ("rt_generation", "rt_fingerprint", "rt_rotated_at")}
+    assert extra == {"auth_mode": "authorization_code", "refresh_token": "new-token-value",
+                     "scopes": "data:read"}
+    assert bookkeeping["rt_generation"] == 1 and bookkeeping["rt_fingerprint"] == fingerprint("new-token-value")

@@ -129,24 +129,21 @@ def test_rotated_refresh_token_is_saved_in_the_db_row(airflow_db, simulator: Sim
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
 
 
-def test_an_env_var_connection_keeps_the_rotated_token_in_memory_and_says_so(
-        simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_an_env_var_connection_is_refused_before_its_refresh_token_is_spent(
+        simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An AIRFLOW_CONN_* variable shadows the DB row: a rotated token saved there is never read.
     first = authorize(simulator)
     monkeypatch.setenv("AIRFLOW_CONN_AUTODESK_ENV3L", json.dumps({
         "conn_type": "autodesk", "host": simulator.base_url, "login": simulator.client_id,
         "password": simulator.client_secret,
         "extra": {"auth_mode": "authorization_code", "scopes": SCOPES, "refresh_token": first}}))
 
-    with caplog.at_level(logging.WARNING, logger="aps_mirror.airflow_provider.connections"):
-        assert AutodeskHook("autodesk_env3l").get_conn().hubs()
-    warning = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    assert "'autodesk_env3l'" in warning and "AIRFLOW_CONN_AUTODESK_ENV3L" in warning
-    assert "could NOT be saved" in warning
-    unsaved = connections._unsaved["autodesk_env3l"]
-    assert unsaved != first and unsaved not in caplog.text and first not in caplog.text
-    # Another hook in this process uses the in-memory token, not the dead one in the env var.
-    assert AutodeskHook("autodesk_env3l").get_conn().hubs()
+    with pytest.raises(ConfigError) as raised:
+        AutodeskHook("autodesk_env3l").get_conn().hubs()
+    message = str(raised.value)
+    assert "AIRFLOW_CONN_AUTODESK_ENV3L" in message and "Nothing was spent" in message
+    assert first not in message
+    assert refresh(simulator, first).status_code == 200  # still the live token
 
 
 def test_ui_connection_test_does_not_burn_a_refresh_token(

@@ -144,3 +144,11 @@ def validate(document: Any, spec: str, schema: str) -> None:
     root = copy.copy(_spec(spec))
     root["$ref"] = f"#/components/schemas/{schema}"
     jsonschema.Draft202012Validator(root, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(document)
+
+
+def validate_response(document: Any, spec: str, response: str) -> None:
+    """Validate against the JSON schema of ``#/components/responses/<response>`` of ``spec``."""
+    root = copy.copy(_spec(spec))
+    content = root["components"]["responses"][response]["content"]
+    schema = next(iter(content.values()))["schema"]
+    jsonschema.Draft202012Validator({**root, **schema}).validate(document)

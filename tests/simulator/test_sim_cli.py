@@ -78,3 +78,21 @@ def test_parser_defaults() -> None:
 def test_unknown_seed_is_a_usage_error() -> None:
     proc = _spawn("-m", "aps_mirror.simulator", "serve", "--port", "0", "--seed", "nope")
     assert proc.wait(timeout=15) == 2
+
+
+def test_serve_generate_and_switches() -> None:
+    proc = _spawn("-m", "aps_mirror.simulator", "serve", "--port", "0", "--generate", "projects=3,folders=5,files=1",
+                  "--rate-scale", "0", "--reuse-detection", "off", "--rate-limit-headers", "on", "--fault-seed", "9")
+    try:
+        first = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+        files = requests.get(first["base_url"] + "/_sim/files", timeout=5).json()["files"]
+        assert len(files) == 15
+        switches = requests.post(first["base_url"] + "/_sim/switches", json={}, timeout=5).json()
+        assert switches["reuse_detection"] is False and switches["rate_limit_headers"] is True
+        assert requests.get(first["base_url"] + "/_sim/faults", timeout=5).json()["seed"] == "9"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

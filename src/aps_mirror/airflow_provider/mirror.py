@@ -31,12 +31,17 @@ def mirror_engine(params: Mapping[str, Any]) -> MirrorEngine:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from aps_mirror.airflow_provider.hooks.autodesk import AutodeskHook
     from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
+    from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
 
     config = MirrorConfig(
         bucket=params["bucket"],
         prefix=params["prefix"],
         dry_run=bool(params["dry_run"]),
         project_filter=tuple(params["project_filter"] or ()),
+        full_walk=bool(params.get("full_walk", False)),
+        full_walk_days=float(params.get("full_walk_days", 7)),
+        delete_policy=DeletePolicy(params.get("delete_policy", "keep")),
+        max_delete=DeleteLimit.parse(params.get("max_delete", "10%")),
     )
     aps = AutodeskHook(params["autodesk_conn_id"]).get_conn()
     s3 = S3Hook(aws_conn_id=params["aws_conn_id"]).get_conn()

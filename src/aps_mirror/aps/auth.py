@@ -1,29 +1,43 @@
 """OAuth for APS: one token provider per connection, refreshing before expiry and on a 401.
 
-Refresh tokens rotate on every use and the old one dies, so the new token is handed to the
-`TokenStore` before the access token is used: losing it would force a person to re-authorize.
+Three modes: `authorization_code` (a user's rotating refresh token), `ssa` (Secure Service
+Account: a JWT-bearer assertion signed with the account's private key, no refresh chain) and
+`client_credentials` (2-legged). Refresh tokens rotate on every use and the old one dies, so
+a refresh runs inside the store's rotation guard (serialised across processes, re-reading the
+newest token under it) and the new token is handed to the `TokenStore` before the access token
+is used: losing it would force a person to re-authorize.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import secrets
 import threading
 import time
+import uuid
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol, runtime_checkable
+from urllib.parse import urlencode
 
 import requests
 
 from aps_mirror.aps.parsing import loads_json
 from aps_mirror.aps.retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, make_retrying
-from aps_mirror.connection import ApsConnection, AuthMode
+from aps_mirror.connection import ApsConnection, AuthMode, ConnectionFields
 from aps_mirror.errors import AuthError, ConfigError, ReauthorizationRequired
 
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/authentication/v2/token"
+AUTHORIZE_PATH = "/authentication/v2/authorize"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Refresh this long before the access token expires, so no request carries a dying token.
 EXPIRY_MARGIN_SECONDS = 60.0
+# An SSA assertion only has to survive one token request; APS caps its lifetime at minutes.
+SSA_ASSERTION_TTL_SECONDS = 300
 
 
 class TokenStore(Protocol):
@@ -32,6 +46,20 @@ class TokenStore(Protocol):
     def load_refresh_token(self) -> str | None: ...
 
     def save_refresh_token(self, refresh_token: str) -> None: ...
+
+
+@runtime_checkable
+class RotationGuard(Protocol):
+    """Optional extras of a TokenStore shared by several processes (see `TokenProvider._fetch`)."""
+
+    def rotation(self) -> AbstractContextManager[None]:
+        """Held from loading the refresh token to saving its successor: one refresh at a time."""
+
+    def before_refresh(self, refresh_token: str) -> None:
+        """Record that this token is about to be spent (so a crash afterwards can be explained)."""
+
+    def diagnose_rejected(self, refresh_token: str) -> str | None:
+        """Why APS may have refused this token (e.g. an interrupted earlier refresh), or None."""
 
 
 class MemoryTokenStore:
@@ -45,6 +73,116 @@ class MemoryTokenStore:
 
     def save_refresh_token(self, refresh_token: str) -> None:
         self._refresh_token = refresh_token
+
+
+def fingerprint(token: str) -> str:
+    """A short, non-secret name for a token: tells readers whether two copies are the same."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SsaConnection(ApsConnection):
+    """An `ssa` connection: the service account and the private key that signs its assertions.
+
+    Extra keys: `service_account_id`, `private_key` (PEM, RSA) and optional `private_key_id`
+    (the key id APS gave when the key was created; sent as the JWT `kid`).
+    """
+
+    service_account_id: str = ""
+    private_key: str = field(default="", repr=False)
+    private_key_id: str | None = None
+
+    @classmethod
+    def from_fields(cls, fields: ConnectionFields) -> ApsConnection:
+        base = ApsConnection.from_fields(fields)
+        if base.auth_mode is not AuthMode.SSA:
+            return base
+        extra = fields.extra
+        account = str(extra.get("service_account_id") or "").strip()
+        key = str(extra.get("private_key") or "").replace("\\n", "\n").strip()
+        if not account or not key.startswith("-----BEGIN"):
+            raise ConfigError(
+                f"Connection {fields.conn_id!r} uses auth_mode 'ssa' but lacks "
+                f"{'service_account_id' if not account else 'a PEM private_key'} in its extra: "
+                "create a Secure Service Account and a key at APS, then put the account id in "
+                "extra.service_account_id and the key's PEM text in extra.private_key."
+            )
+        values = {name: getattr(base, name) for name in ApsConnection.__dataclass_fields__}
+        return cls(**values, service_account_id=account, private_key=key,
+                   private_key_id=str(extra.get("private_key_id") or "") or None)
+
+
+def ssa_assertion(conn: SsaConnection, token_url: str, now: float | None = None) -> str:
+    """The RS256 JWT-bearer assertion APS exchanges for a service account's access token."""
+    import jwt  # PyJWT with `cryptography`: only SSA connections need them
+
+    issued = int(time.time() if now is None else now)
+    claims = {"iss": conn.client_id, "sub": conn.service_account_id, "aud": token_url,
+              "iat": issued, "exp": issued + SSA_ASSERTION_TTL_SECONDS,
+              "jti": uuid.uuid4().hex, "scope": list(conn.scopes)}
+    headers = {"kid": conn.private_key_id} if conn.private_key_id else None
+    try:
+        return jwt.encode(claims, conn.private_key, algorithm="RS256", headers=headers)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"The private_key of connection {conn.conn_id!r} cannot sign an RS256 assertion "
+            f"({type(exc).__name__}); paste the PEM of the RSA key APS generated for the "
+            "service account, including the BEGIN/END lines."
+        ) from None
+
+
+@dataclass(frozen=True)
+class PkcePair:
+    """A fresh PKCE verifier (secret, kept server side) and its S256 challenge (sent to APS)."""
+
+    verifier: str = field(repr=False)
+    challenge: str
+
+    @classmethod
+    def new(cls) -> PkcePair:
+        verifier = secrets.token_urlsafe(64)  # 86 chars of [A-Za-z0-9_-]: within 43..128
+        digest = hashlib.sha256(verifier.encode("ascii")).digest()
+        return cls(verifier, base64.urlsafe_b64encode(digest).decode().rstrip("="))
+
+
+def new_state() -> str:
+    """An unguessable, single-use `state` value."""
+    return secrets.token_urlsafe(32)
+
+
+def authorize_url(conn: ApsConnection, redirect_uri: str, state: str, challenge: str) -> str:
+    """Where a person consents: response_type=code, exact redirect_uri, scopes, state, PKCE S256."""
+    query = urlencode({"response_type": "code", "client_id": conn.client_id,
+                       "redirect_uri": redirect_uri, "scope": " ".join(conn.scopes),
+                       "state": state, "code_challenge": challenge,
+                       "code_challenge_method": "S256"})
+    return f"{conn.base_url}{AUTHORIZE_PATH}?{query}"
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """What a completed consent gave us (the refresh token is the part that must be stored)."""
+
+    refresh_token: str = field(repr=False)
+    access_token: str = field(repr=False)
+    expires_in: float
+    scopes: tuple[str, ...]
+
+
+def exchange_code(conn: ApsConnection, session: requests.Session, *, code: str,
+                  redirect_uri: str, verifier: str, timeout: float = 30.0) -> Authorization:
+    """Trade an authorization code (single use, 5 minutes) and its PKCE verifier for tokens."""
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "code_verifier": verifier}
+    payload = _post_token_form(conn, session, form, timeout=timeout, retry_policy=None)
+    if not payload.get("refresh_token"):
+        raise AuthError("APS answered the code exchange without a refresh token; check that the "
+                        "app is a 'Traditional Web App' (or Desktop/SPA with PKCE) at APS.")
+    scope = payload.get("scope")
+    return Authorization(refresh_token=str(payload["refresh_token"]),
+                         access_token=str(payload["access_token"]),
+                         expires_in=float(payload.get("expires_in") or 3599),
+                         scopes=tuple(str(scope).split()) if scope else conn.scopes)
 
 
 @dataclass
@@ -79,7 +217,7 @@ class TokenProvider:
         self._retry_policy = retry_policy or RetryPolicy()
         self._token: AccessToken | None = None
         # One refresh at a time per process: two threads presenting the same single-use
-        # refresh token would burn it.
+        # refresh token would burn it. Across processes the store's rotation guard does it.
         self._lock = threading.Lock()
 
     def access_token(self) -> str:
@@ -97,77 +235,124 @@ class TokenProvider:
     def _fetch(self) -> AccessToken:
         mode = self._conn.auth_mode
         if mode is AuthMode.CLIENT_CREDENTIALS:
-            form = {"grant_type": "client_credentials", "scope": " ".join(self._conn.scopes)}
-        elif mode is AuthMode.AUTHORIZATION_CODE:
-            refresh_token = self._store.load_refresh_token()
-            if not refresh_token:
-                raise ReauthorizationRequired(
-                    f"Connection {self._conn.conn_id!r} has no refresh token: authorize the app "
-                    "once (`aps-mirror authorize`) so a refresh token is stored in it."
-                )
-            form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+            payload = self._post_token({"grant_type": "client_credentials",
+                                        "scope": " ".join(self._conn.scopes)})
+        elif mode is AuthMode.SSA:
+            payload = self._post_token(self._ssa_form())
         else:
-            raise ConfigError(
-                f"Connection {self._conn.conn_id!r} uses auth_mode {mode.value!r}, which this "
-                "version cannot use yet; use 'client_credentials' or 'authorization_code'."
-            )
-        payload = self._post_token(form)
-        new_refresh = payload.get("refresh_token")
-        if mode is AuthMode.AUTHORIZATION_CODE and new_refresh:
-            # Persist before use: the old refresh token is already dead at Autodesk.
-            self._store.save_refresh_token(new_refresh)
+            payload = self._rotate()
         expires_in = float(payload.get("expires_in") or 3599)
         return AccessToken(value=payload["access_token"], expires_at=self._clock() + expires_in)
 
+    def _rotate(self) -> dict:
+        """Spend the newest refresh token and persist its successor, all under the guard.
+
+        Loading inside the guard is what makes a process adopt a token another one rotated:
+        it never presents a copy it read before the last rotation finished.
+        """
+        guard = self._store if isinstance(self._store, RotationGuard) else None
+        with guard.rotation() if guard else nullcontext():
+            refresh_token = self._store.load_refresh_token()
+            if not refresh_token:
+                raise ReauthorizationRequired(
+                    f"Connection {self._conn.conn_id!r} has no refresh token: connect the account "
+                    "once (`aps-mirror authorize --conn-id "
+                    f"{self._conn.conn_id}` or the Airflow UI's 'Connect Autodesk account' page)."
+                )
+            if guard:
+                guard.before_refresh(refresh_token)
+            try:
+                payload = self._post_token({"grant_type": "refresh_token",
+                                            "refresh_token": refresh_token})
+            except ReauthorizationRequired as exc:
+                why = guard.diagnose_rejected(refresh_token) if guard else None
+                if why:
+                    raise ReauthorizationRequired(f"{exc} {why}") from None
+                raise
+            new_refresh = payload.get("refresh_token")
+            if new_refresh:
+                # Persist before use: the old refresh token is already dead at Autodesk.
+                self._store.save_refresh_token(new_refresh)
+            return payload
+
+    def _ssa_form(self) -> dict[str, str]:
+        if not isinstance(self._conn, SsaConnection):
+            raise ConfigError(
+                f"Connection {self._conn.conn_id!r} uses auth_mode 'ssa' but was loaded without "
+                "its service account and private key; build it with SsaConnection.from_fields "
+                "(the Airflow hook does) so extra.service_account_id and extra.private_key are read."
+            )
+        assertion = ssa_assertion(self._conn, self._conn.base_url + TOKEN_PATH)
+        return {"grant_type": JWT_BEARER_GRANT, "assertion": assertion,
+                "scope": " ".join(self._conn.scopes)}
+
     def _post_token(self, form: dict[str, str]) -> dict:
-        url = self._conn.base_url + TOKEN_PATH
+        return _post_token_form(self._conn, self._session, form, timeout=self._timeout,
+                                retry_policy=self._retry_policy, on_request=self._on_request)
 
-        def attempt() -> requests.Response:
-            self._on_request("token")
-            response = self._session.post(
-                url,
-                data=form,
-                auth=(self._conn.client_id, self._conn.client_secret),
-                headers={"Accept": "application/json"},
-                timeout=self._timeout,
-            )
-            if response.status_code in RETRYABLE_STATUSES:
-                raise RetryableResponse(response)
-            return response
 
-        try:
-            response = make_retrying(self._retry_policy, describe="APS token request")(attempt)
-        except RetryableResponse as exc:
-            response = exc.response
-        except requests.RequestException as exc:
-            raise AuthError(
-                f"Could not reach APS at {self._conn.base_url} to get a token "
-                f"({type(exc).__name__}); check the connection's API base URL and the network."
-            ) from None
-        body = _json_or_empty(response)
-        if response.status_code == 200 and "access_token" in body:
-            return body
-        error = body.get("error") or body.get("errorCode") or f"HTTP {response.status_code}"
-        if response.status_code == 401 or error == "invalid_client":
-            raise AuthError(
-                f"APS refused the client id/secret of connection {self._conn.conn_id!r} "
-                f"({error}); copy them again from your app at aps.autodesk.com."
-            )
-        if error == "invalid_grant" and form["grant_type"] == "refresh_token":
-            raise ReauthorizationRequired(
-                f"APS says the refresh token of connection {self._conn.conn_id!r} is invalid or "
-                "expired (unused for 15 days, or already used). Authorize the app again with "
-                "`aps-mirror authorize` or the Airflow UI's 'Connect Autodesk account' page."
-            )
-        if error == "invalid_scope":
-            raise AuthError(
-                f"APS refused the scopes {' '.join(self._conn.scopes)!r} of connection "
-                f"{self._conn.conn_id!r}; fix the 'scopes' field (e.g. 'data:read')."
-            )
+def _post_token_form(conn: ApsConnection, session: requests.Session, form: dict[str, str], *,
+                     timeout: float, retry_policy: RetryPolicy | None,
+                     on_request: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """POST one grant to the token endpoint (Basic client auth); typed errors for failures."""
+    url = conn.base_url + TOKEN_PATH
+
+    def attempt() -> requests.Response:
+        if on_request:
+            on_request("token")
+        response = session.post(url, data=form, auth=(conn.client_id, conn.client_secret),
+                                headers={"Accept": "application/json"}, timeout=timeout)
+        if response.status_code in RETRYABLE_STATUSES:
+            raise RetryableResponse(response)
+        return response
+
+    try:
+        response = make_retrying(retry_policy or RetryPolicy(attempts=3, backoff_initial=0.5),
+                                 describe="APS token request")(attempt)
+    except RetryableResponse as exc:
+        response = exc.response
+    except requests.RequestException as exc:
         raise AuthError(
-            f"APS token request failed with HTTP {response.status_code} ({error}) for "
-            f"connection {self._conn.conn_id!r}."
+            f"Could not reach APS at {conn.base_url} to get a token "
+            f"({type(exc).__name__}); check the connection's API base URL and the network."
+        ) from None
+    body = _json_or_empty(response)
+    if response.status_code == 200 and "access_token" in body:
+        return body
+    error = body.get("error") or body.get("errorCode") or f"HTTP {response.status_code}"
+    grant = form["grant_type"]
+    if response.status_code == 401 or error == "invalid_client":
+        raise AuthError(
+            f"APS refused the client id/secret of connection {conn.conn_id!r} "
+            f"({error}); copy them again from your app at aps.autodesk.com."
         )
+    if error == "invalid_grant" and grant == "refresh_token":
+        raise ReauthorizationRequired(
+            f"APS says the refresh token of connection {conn.conn_id!r} is invalid or "
+            "expired (unused for 15 days, or already used). Authorize the app again with "
+            f"`aps-mirror authorize --conn-id {conn.conn_id}` or the Airflow UI's "
+            "'Connect Autodesk account' page (Browse > Autodesk accounts)."
+        )
+    if error == "invalid_grant" and grant == "authorization_code":
+        raise AuthError(
+            "APS refused the authorization code (expired after 5 minutes, already used, or the "
+            "PKCE verifier / redirect_uri does not match the authorize request); start again."
+        )
+    if error == "invalid_grant" and grant == JWT_BEARER_GRANT:
+        raise AuthError(
+            f"APS refused the service-account assertion of connection {conn.conn_id!r}: check "
+            "extra.service_account_id, that private_key/private_key_id belong to it, that the "
+            "account is enabled, and the worker's clock."
+        )
+    if error == "invalid_scope":
+        raise AuthError(
+            f"APS refused the scopes {' '.join(conn.scopes)!r} of connection "
+            f"{conn.conn_id!r}; fix the 'scopes' field (e.g. 'data:read')."
+        )
+    raise AuthError(
+        f"APS token request failed with HTTP {response.status_code} ({error}) for "
+        f"connection {conn.conn_id!r}."
+    )
 
 
 class BearerAuth(requests.auth.AuthBase):

@@ -13,7 +13,9 @@ import requests
 from aps_mirror.aps import endpoints
 from aps_mirror.aps.auth import BearerAuth, TokenProvider, TokenStore
 from aps_mirror.aps.parsing import loads_json
-from aps_mirror.aps.retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, make_retrying
+from aps_mirror.aps.ratelimit import LocalRateBudget, RateBudget, RedisRateBudget
+from aps_mirror.aps.retry import (RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, make_retrying,
+                                  server_wait_seconds)
 from aps_mirror.connection import ApsConnection
 from aps_mirror.errors import ApiError, RateLimited
 
@@ -54,6 +56,7 @@ class ApsTransport:
         session: requests.Session | None = None,
         retry_policy: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 120.0),
+        budget: RateBudget | None = None,
     ) -> None:
         self.connection = connection
         self.base_url = connection.base_url.rstrip("/")
@@ -65,6 +68,7 @@ class ApsTransport:
         self.tokens = TokenProvider(connection, self.session, token_store,
                                     on_request=self.counter.sent, retry_policy=self.retry_policy)
         self._auth = BearerAuth(self.tokens)
+        self.budget = budget or default_budget(connection)
 
     def url(self, path_or_url: str) -> str:
         """An absolute URL; `links.next` may come back relative or absolute."""
@@ -89,8 +93,11 @@ class ApsTransport:
             extra_headers.setdefault("x-user-id", self.connection.user_id)
         reauthenticated = False
 
+        budget = endpoints.budget_of(endpoint)
+
         def attempt() -> requests.Response:
             nonlocal reauthenticated
+            self.budget.acquire(budget)
             self.counter.sent(endpoint)
             response = self.session.request(
                 method, url, params=params, headers=extra_headers, stream=stream,
@@ -106,6 +113,7 @@ class ApsTransport:
             if response.status_code in RETRYABLE_STATUSES:
                 if response.status_code == 429:
                     self.counter.was_throttled(endpoint)
+                    self.budget.throttled(budget, server_wait_seconds(response))
                 _release(response)
                 raise RetryableResponse(response)
             return response
@@ -128,6 +136,13 @@ class ApsTransport:
                 "this is usually transient, run again.",
                 status=response.status_code,
             ) from None
+
+
+def default_budget(connection: ApsConnection) -> RateBudget:
+    """The deployment-wide budget when a Redis URL is configured, else this process's own."""
+    if connection.rate_budget_url:
+        return RedisRateBudget(connection.rate_budget_url, connection.client_id, connection.rate_scale)
+    return LocalRateBudget(connection.rate_scale)
 
 
 def _release(response: requests.Response) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from aps_mirror import __version__
-from aps_mirror.cli import sync, tree, validate
+from aps_mirror.cli import authorize, sync, tree, validate
 from aps_mirror.cli.common import ExitCode, setup_logging
 from aps_mirror.errors import ApsMirrorError, ConfigError
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.configure_parser(command("sync", "mirror the selected projects once"))
     validate.configure_parser(command("validate", "check what the connection can do"))
     tree.configure_parser(command("tree", "show the mirror in S3 as a tree"))
+    authorize.configure_parser(command("authorize", "connect an Autodesk account to a connection"))
     from aps_mirror.simulator import cli as simulator_cli
 
     simulator_cli.configure_parser(command("simulator", "run the APS simulator"))

@@ -24,7 +24,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     serve = sub.add_parser("serve", help="run the APS simulator over HTTP until interrupted")
     serve.add_argument("--port", type=int, default=8765, help="TCP port (0 = pick a free one; default 8765)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--seed", default="demo", help="starting data: demo (default) or empty")
+    serve.add_argument("--seed", default="demo", help="starting data: demo (default), acc-full or empty")
+    serve.add_argument("--generate", default=None, metavar="SETTINGS",
+                       help="a synthetic account instead of --seed, e.g. projects=1000,folders=100,files=2")
+    serve.add_argument("--reuse-detection", choices=("on", "off"), default="on",
+                       help="replaying a spent refresh token revokes its whole chain (default on)")
+    serve.add_argument("--rate-limit-headers", choices=("on", "off"), default="off",
+                       help="send X-RateLimit-Limit/Remaining/Reset (default off)")
+    serve.add_argument("--fault-seed", default="0", help="seed of probabilistic faults (default 0)")
     serve.add_argument("--rate-scale", type=float, default=1.0,
                        help="multiplier of Autodesk's per-minute limits (0 disables rate limits)")
     serve.add_argument("--access-token-ttl", type=int, default=ACCESS_TOKEN_TTL,
@@ -41,9 +48,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     """Print ``{"base_url","client_id","client_secret"}`` first, then serve and log requests to stderr."""
     try:
-        sim = Simulator(seed=args.seed, rate_scale=args.rate_scale, access_token_ttl=args.access_token_ttl,
+        seed = f"generate:{args.generate}" if args.generate else args.seed
+        sim = Simulator(seed=seed, rate_scale=args.rate_scale, access_token_ttl=args.access_token_ttl,
                         redirect_uris=args.redirect_uri or DEFAULT_REDIRECT_URIS,
-                        client_id=args.client_id, client_secret=args.client_secret)
+                        client_id=args.client_id, client_secret=args.client_secret,
+                        reuse_detection=args.reuse_detection == "on",
+                        rate_limit_headers=args.rate_limit_headers == "on", fault_seed=args.fault_seed)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

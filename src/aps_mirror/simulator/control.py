@@ -1,17 +1,19 @@
-"""Traffic control: per-client token-bucket rate limits, injected faults and request statistics."""
+"""Traffic control: per-client token-bucket rate limits and request statistics (faults: faults.py)."""
 
 from __future__ import annotations
 
 import math
 import threading
 from collections import Counter, deque
-from dataclasses import dataclass
 from typing import Any
 
 from aps_mirror.aps.endpoints import budget_of, documented_rpm
 
 from .clock import Clock
 from .errors import RateLimited
+from .faults import Fault, FaultInjector
+
+__all__ = ["Fault", "FaultInjector", "RateLimiter", "Stats"]
 
 LOG_SIZE = 1000
 
@@ -26,11 +28,14 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # -> (tokens, at)
 
-    def take(self, client_id: str, endpoint_class: str) -> None:
-        """Spend one request or raise :class:`RateLimited` with the wait in whole seconds."""
+    def take(self, client_id: str, endpoint_class: str) -> tuple[int, int, int] | None:
+        """Spend one request or raise :class:`RateLimited` with the wait in whole seconds.
+
+        Returns ``(limit per minute, remaining, seconds until full)`` for X-RateLimit-* headers,
+        or None when the endpoint is not limited."""
         rpm = documented_rpm(endpoint_class)
         if not rpm or self.rate_scale <= 0:
-            return
+            return None
         per_second = rpm * self.rate_scale / 60.0
         capacity = max(1.0, rpm * self.rate_scale)  # burst: one minute's allowance (at least 1 call)
         key = (client_id, budget_of(endpoint_class))
@@ -40,55 +45,15 @@ class RateLimiter:
             tokens = min(capacity, tokens + max(0.0, now - at) * per_second)
             if tokens >= 1.0:
                 self._buckets[key] = (tokens - 1.0, now)
-                return
+                left = tokens - 1.0
+                return int(capacity), int(left), math.ceil((capacity - left) / per_second)
             self._buckets[key] = (tokens, now)
-        raise RateLimited(max(1, math.ceil((1.0 - tokens) / per_second)))
+        wait = max(1, math.ceil((1.0 - tokens) / per_second))
+        raise RateLimited(wait, (int(capacity), 0, wait))
 
     def reset(self) -> None:
         with self._lock:
             self._buckets.clear()
-
-
-@dataclass
-class Fault:
-    status: int
-    remaining: int
-    retry_after: int | None = None
-
-
-class FaultInjector:
-    """Queues of forced failures per endpoint class (``"*"`` matches every class)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: dict[str, list[Fault]] = {}
-
-    def inject(self, endpoint: str, status: int, count: int = 1, retry_after: int | None = None) -> None:
-        if status < 400 or count < 1:
-            raise ValueError("a fault needs an error status (>= 400) and a count >= 1")
-        with self._lock:
-            self._faults.setdefault(endpoint, []).append(Fault(status, count, retry_after))
-
-    def take(self, endpoint_class: str) -> Fault | None:
-        """The fault to answer this request with, if any (consumes one use)."""
-        with self._lock:
-            for key in (endpoint_class, "*"):
-                queue = self._faults.get(key)
-                if queue:
-                    fault = queue[0]
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        queue.pop(0)
-                    return Fault(fault.status, 1, fault.retry_after)
-        return None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def pending(self) -> dict[str, list[dict[str, Any]]]:
-        with self._lock:
-            return {k: [vars(f).copy() for f in v] for k, v in self._faults.items() if v}
 
 
 class Stats:

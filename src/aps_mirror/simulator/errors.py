@@ -74,9 +74,10 @@ class RateLimited(GatewayError):
 
     status = 429
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, limit: tuple[int, int, int] | None = None) -> None:
         super().__init__("Quota limit exceeded.", headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
+        self.limit = limit  # (limit, remaining, reset) for X-RateLimit-* headers
 
 
 class OAuthError(SimError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .clock import Clock
 from .errors import AuthorizePageError, InvalidAccessToken, OAuthError
+from .ssa import AUTODESK_TOKEN_URL, JWT_BEARER, ServiceAccounts
 
 CODE_TTL = 5 * 60
 ACCESS_TOKEN_TTL = 3599
@@ -91,6 +92,7 @@ class TokenService:
         self._access: dict[str, AccessToken] = {}
         self._refresh: dict[str, RefreshToken] = {}
         self._spent: dict[str, str] = {}  # spent refresh token -> family
+        self.service_accounts = ServiceAccounts()
 
     # ---- clients
     def register_client(self, client_id: str, client_secret: str,
@@ -153,8 +155,10 @@ class TokenService:
         return code
 
     # ---- token endpoint
-    def token(self, client: Client, form: dict[str, str]) -> dict[str, object]:
+    def token(self, client: Client, form: dict[str, str], token_url: str = AUTODESK_TOKEN_URL) -> dict[str, object]:
         grant = form.get("grant_type")
+        if grant == JWT_BEARER:
+            return self._grant_jwt(client, form, token_url)
         if grant == "authorization_code":
             return self._grant_code(client, form)
         if grant == "refresh_token":
@@ -201,6 +205,21 @@ class TokenService:
             return self._issue(client.client_id, token.user_id, scopes, with_refresh=True,
                                family=token.family, refresh_scopes=token.scopes)
 
+    def _grant_jwt(self, client: Client, form: dict[str, str], token_url: str) -> dict[str, object]:
+        """Secure Service Account: a signed assertion -> a user-context token, never a refresh token."""
+        assertion = form.get("assertion")
+        if not assertion:
+            raise OAuthError("invalid_request", "The assertion parameter is required.")
+        account_id, granted = self.service_accounts.verify(assertion, client.client_id,
+                                                           (token_url, AUTODESK_TOKEN_URL), self.clock.now())
+        scopes = granted
+        requested = _scopes(form.get("scope"))
+        if requested:
+            if not set(requested) <= set(granted):
+                raise OAuthError("invalid_scope", "The requested scope exceeds the scope of the assertion.")
+            scopes = requested
+        return self._issue(client.client_id, account_id, scopes, with_refresh=False)
+
     def _revoke_family(self, family: str) -> None:
         for key in [k for k, t in self._refresh.items() if t.family == family]:
             del self._refresh[key]
@@ -222,11 +241,11 @@ class TokenService:
                 body["refresh_token"] = refresh
         return body
 
-    def user_tokens(self, client_id: str, scope: str = "data:read") -> dict[str, object]:
+    def user_tokens(self, client_id: str, scope: str = "data:read", user_id: str | None = None) -> dict[str, object]:
         """Shortcut for tests: the token response a completed authorize + code exchange would give."""
         if client_id not in self.clients:
             raise OAuthError("invalid_client", "The client credentials are invalid.", 401)
-        return self._issue(client_id, self.user_id, _scopes(scope) or ("data:read",), with_refresh=True)
+        return self._issue(client_id, user_id or self.user_id, _scopes(scope) or ("data:read",), with_refresh=True)
 
     # ---- bearer validation
     def validate(self, authorization: str | None) -> AccessToken:

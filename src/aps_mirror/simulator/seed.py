@@ -1,4 +1,4 @@
-"""Deterministic starting data: the ``demo`` account (3 projects, 50+ files) and ``empty``."""
+"""Deterministic starting data: ``demo`` (3 projects, 52 files), ``acc-full``, ``empty``, ``generate:...``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import hashlib
 from dataclasses import dataclass
 from typing import Union
 
-from .state import ACC, FUSION, Account, Folder, User
+from . import generate
+from .model import ACC, C4R, DOCUMENT, FILE, FUSION, Folder, User
+from .state import Account
 
 SEED_START = 1705309200.0  # 2024-01-15T09:00:00Z: seeded history is in the past
 HOUR = 3600.0
 DAY = 86400.0
 
 DEMO_USER = User("SIMU5ER7DEMO", "sam.builder", "sam.builder@example.com", "Sam", "Builder")
+VIEWER_USER = User("SIMV1EWER2NA", "val.viewer", "val.viewer@example.com", "Val", "Viewer")  # not an admin
 
 
 @dataclass(frozen=True)
@@ -22,9 +25,22 @@ class F:
     size: int | None = None
     versions: int = 1
     deleted: bool = False
+    kind: str = FILE  # FILE, DOCUMENT (Plans) or C4R (cloud-workshared Revit)
+    published: bool = True  # False: a cloud model with no downloadable version yet
+    reserved: bool = False  # locked by a user
 
 
-Tree = dict[str, Union["Tree", F]]
+@dataclass(frozen=True)
+class D:
+    """A seeded folder with flags: an ACC system folder, admin-only, or deleted (hidden)."""
+
+    tree: Tree
+    system: bool = False
+    restricted: bool = False
+    hidden: bool = False
+
+
+Tree = dict[str, Union["Tree", F, D]]
 
 RIVERSIDE: Tree = {
     "Project Files": {
@@ -132,7 +148,34 @@ DEMO = [
     ("Fusion Design Team", FUSION, [("Drone Gimbal", GIMBAL)]),
 ]
 EMPTY = [("Empty Hub", ACC, [("Empty Project", {"Project Files": {}, "Plans": {}})])]
-SEEDS = {"demo": DEMO, "empty": EMPTY}
+
+# acc-full: the demo plus what a real ACC project holds and a mirror must handle (or skip).
+RIVERSIDE_FULL: Tree = {
+    **RIVERSIDE,
+    "Project Files": D({
+        **RIVERSIDE["Project Files"],  # type: ignore[dict-item]
+        "Riverside Central.rvt": F(kind=C4R, published=False),  # never published: nothing to download
+        "Riverside Linked.rvt": F(1_300_000, kind=C4R, versions=2),
+        "Locked Specification.pdf": F(61_000, reserved=True),
+        "Contracts": D({"Main Contract.pdf": F(220_000)}, restricted=True),
+    }, restricted=True),
+    "Plans": {
+        **RIVERSIDE["Plans"],  # type: ignore[dict-item]
+        "Sheets": {"A-201 Elevations": F(150_000, kind=DOCUMENT), "A-202 Sections": F(kind=DOCUMENT, versions=2)},
+    },
+    "Photos": D({"site-0001.jpg": F()}, system=True),
+    "Recycle Bin": D({}, system=True),
+    "issue_5d0c0a52-7c4e-4a8b-9f57-2b8d6c1e9a01": D({"attachment.png": F()}, system=True),
+    "checklist_0f5b7c3e-8a1d-4b92-a6e4-5c3d2b1a0f9e": D({}, system=True),
+    "ProjectTb": D({}, system=True),
+    "2f8e4c1a-6b3d-4e5f-9a7c-8d1b0e2f3a4c": D({"export.json": F(2_000)}, system=True),
+    "Old Archive": D({"Obsolete.dwg": F(40_000)}, hidden=True),
+}
+ACC_FULL = [
+    ("Northwind Construction", ACC, [("Riverside Tower", RIVERSIDE_FULL), ("Harbor Bridge Retrofit", HARBOR)]),
+    ("Fusion Design Team", FUSION, [("Drone Gimbal", GIMBAL)]),
+]
+SEEDS = {"demo": DEMO, "acc-full": ACC_FULL, "empty": EMPTY}
 
 
 class _Timeline:
@@ -153,14 +196,17 @@ def _pseudo_size(seed: str, name: str, number: int) -> int:
 
 def _grow(account: Account, folder: Folder, tree: Tree, clock: _Timeline) -> None:
     for name, node in tree.items():
-        if isinstance(node, dict):
-            child = account.add_folder(folder, name, when=clock.next())
-            _grow(account, child, node, clock)
+        if isinstance(node, (dict, D)):
+            flags = node if isinstance(node, D) else D(node)
+            child = account.add_folder(folder, name, when=clock.next(), system=flags.system,
+                                       restricted=flags.restricted, hidden=flags.hidden)
+            _grow(account, child, flags.tree, clock)
             continue
         sizes = [_pseudo_size(account.seed, name, n) for n in range(1, node.versions + 1)]
         if node.size is not None:
             sizes[-1] = node.size
-        item = account.add_item(folder, name, sizes[0], when=clock.next())
+        item = account.add_item(folder, name, sizes[0], when=clock.next(), kind=node.kind,
+                                published=node.published, reserved=node.reserved)
         for size in sizes[1:]:
             account.add_version(item, size=size, when=clock.next(3 * DAY))
         if node.deleted:
@@ -168,7 +214,11 @@ def _grow(account: Account, folder: Folder, tree: Tree, clock: _Timeline) -> Non
 
 
 def build(account: Account, seed: str) -> None:
-    """Populate ``account`` with the named seed (``demo``, ``empty``); unknown names -> ValueError."""
+    """Populate ``account`` with the named seed (``demo``, ``acc-full``, ``empty``) or a
+    ``generate:<settings>`` spec; unknown names -> ValueError."""
+    if seed.startswith("generate:"):
+        generate.build(account, seed[len("generate:"):])
+        return
     try:
         spec = SEEDS[seed]
     except KeyError:

@@ -124,6 +124,7 @@ def item(base: str, i: Item, user: User) -> Doc:
     attributes: Doc = {"displayName": i.display_name, "createTime": iso(i.create_time), **_who(user, "create"),
                        "lastModifiedTime": iso(i.last_modified), **_who(user, "lastModified"),
                        "hidden": i.hidden, "reserved": i.reserved,
+                       **({"reservedTime": iso(i.last_modified), **_who(user, "reserved")} if i.reserved else {}),
                        "extension": _extension(i.ext_type, base, {"sourceFileName": tip.name})}
     return {"type": "items", "id": i.id, "attributes": attributes,
             "links": {"self": _link(url)},
@@ -145,6 +146,11 @@ def version(base: str, v: Version, user: User) -> Doc:
                 **_refs(url)}
     if v.deleted:
         attributes["extension"] = _extension(v.ext_type, base)
+    elif not v.downloadable:  # an unpublished cloud model: metadata, no storage
+        attributes.update({"mimeType": v.mime_type})
+        if v.file_type:
+            attributes["fileType"] = v.file_type
+        attributes["extension"] = _extension(v.ext_type, base, {"isCompositeDesign": False})
     else:
         attributes.update({"mimeType": v.mime_type, "storageSize": v.size})
         if v.file_type:
@@ -166,3 +172,10 @@ def user_profile(u: User) -> Doc:
             "lastName": u.last_name, "emailVerified": True, "2FaEnabled": False, "countryCode": "US",
             "language": "en", "optin": False, "lastModified": "2024-01-15T09:00:00.000Z",
             "profileImages": {}}
+
+
+def region_warning(region: str) -> Doc:
+    """One ``meta.warnings`` entry of ``GET /hubs`` for a region this app cannot reach."""
+    return {"Id": None, "HttpStatusCode": "403", "ErrorCode": "BIM360DM_ERROR",
+            "Title": f"Unable to get hubs from BIM360DM {region}.",
+            "Detail": "You don't have permission to access this API", "AboutLink": None, "Source": [], "meta": []}

@@ -1,4 +1,4 @@
-"""Plain model of an Autodesk account: hubs -> projects -> folders -> items -> versions.
+"""The account and its rules: lookups and every mutation (thread-safe, stamped, rolled up to the root).
 
 No HTTP here. Every mutation holds ``Account.lock`` (one RLock) and stamps times from the
 shared :class:`~aps_mirror.simulator.clock.Clock`; every change bumps the folder's
@@ -13,160 +13,15 @@ import posixpath
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from .clock import Clock
 from .content import DigestCache, body
 from .errors import BadInput, NotFound
+from .model import (ACC, BUCKET, DELETED, FILE, FUSION, FileEntry, Folder, Hub, Item, Project, User,
+                    Version, kind_types)
 
-BUCKET = "wip.dm.prod"
-ACC = "acc"
-FUSION = "fusion"
-
-MIME_TYPES = {
-    "pdf": "application/pdf", "dwg": "application/acad", "rvt": "application/vnd.autodesk.revit",
-    "ifc": "application/x-step", "nwd": "application/vnd.autodesk.navisworks",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "f3d": "application/vnd.autodesk.fusion360", "step": "application/step", "stp": "application/step",
-    "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "txt": "text/plain",
-}
-
-
-@dataclass(frozen=True)
-class User:
-    user_id: str
-    user_name: str
-    email: str
-    first_name: str
-    last_name: str
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
-
-
-@dataclass(eq=False)
-class Version:
-    id: str
-    item: Item
-    number: int
-    name: str
-    create_time: float
-    size: int | None  # None for a Deleted tombstone
-    content_key: str | None
-    object_key: str | None
-    ext_type: str
-
-    @property
-    def deleted(self) -> bool:
-        return self.ext_type == "versions:autodesk.core:Deleted"
-
-    @property
-    def file_type(self) -> str | None:
-        ext = posixpath.splitext(self.name)[1].lstrip(".").lower()
-        return ext or None
-
-    @property
-    def mime_type(self) -> str:
-        return MIME_TYPES.get(self.file_type or "", "application/octet-stream")
-
-    @property
-    def storage_urn(self) -> str | None:
-        return f"urn:adsk.objects:os.object:{BUCKET}/{self.object_key}" if self.object_key else None
-
-
-@dataclass(eq=False)
-class Item:
-    id: str
-    vf_id: str
-    project: Project
-    parent: Folder
-    create_time: float
-    last_modified: float
-    ext_type: str
-    versions: list[Version] = field(default_factory=list)
-    hidden: bool = False
-    reserved: bool = False
-
-    @property
-    def tip(self) -> Version:
-        return self.versions[-1]
-
-    @property
-    def display_name(self) -> str:
-        return self.tip.name
-
-
-@dataclass(eq=False)
-class Folder:
-    id: str
-    name: str
-    project: Project
-    parent: Folder | None
-    create_time: float
-    last_modified: float
-    rollup: float
-    ext_type: str
-    hidden: bool = False
-    folders: list[Folder] = field(default_factory=list)
-    items: list[Item] = field(default_factory=list)
-
-    @property
-    def path(self) -> tuple[str, ...]:
-        """Names from the top folder down (the hidden project root is not part of it)."""
-        names: list[str] = []
-        node: Folder | None = self
-        while node is not None and node.parent is not None:
-            names.append(node.name)
-            node = node.parent
-        return tuple(reversed(names))
-
-    @property
-    def object_count(self) -> int:
-        return sum(not f.hidden for f in self.folders) + sum(not i.hidden for i in self.items)
-
-
-@dataclass(eq=False)
-class Project:
-    id: str
-    name: str
-    hub: Hub
-    root: Folder | None = None
-
-    @property
-    def kind(self) -> str:
-        return self.hub.kind
-
-
-@dataclass(eq=False)
-class Hub:
-    id: str
-    name: str
-    kind: str  # ACC or FUSION
-    region: str = "US"
-    projects: list[Project] = field(default_factory=list)
-
-    @property
-    def ext_type(self) -> str:
-        return "hubs:autodesk.bim360:Account" if self.kind == ACC else "hubs:autodesk.core:Hub"
-
-
-class FileEntry(NamedTuple):
-    """One file for ground truth: (hub name, project name, folder path, item id, tip version)."""
-
-    hub: str
-    project: str
-    path: tuple[str, ...]
-    item_id: str
-    tip: Version
-
-
-def _kind_types(kind: str) -> tuple[str, str, str]:
-    """(folder, item, version) extension types of a hub kind."""
-    if kind == ACC:
-        return "folders:autodesk.bim360:Folder", "items:autodesk.bim360:File", "versions:autodesk.bim360:File"
-    return "folders:autodesk.core:Folder", "items:autodesk.core:File", "versions:autodesk.core:File"
+__all__ = ["ACC", "BUCKET", "FUSION", "Account", "FileEntry", "Folder", "Hub", "Item", "Project", "User",
+           "Version"]
 
 
 class Account:
@@ -258,9 +113,23 @@ class Account:
             folder = matches[0]
         return folder
 
-    def top_folders(self, project: Project) -> list[Folder]:
+    def top_folders(self, project: Project, admin: bool = True, exclude_deleted: bool = False,
+                    project_files_only: bool = False) -> list[Folder]:
+        """Top folders as Autodesk lists them: a non-admin sees the highest folders open to them."""
         assert project.root is not None
-        return [f for f in project.root.folders if not f.hidden]
+        found: list[Folder] = []
+        stack = list(project.root.folders)
+        while stack:
+            folder = stack.pop(0)
+            if folder.restricted and not admin:
+                stack.extend(folder.folders)  # a non-admin sees the highest open folders below
+                continue
+            found.append(folder)
+        if exclude_deleted:
+            found = [f for f in found if not f.hidden]
+        if project_files_only and project.kind == ACC:
+            found = [f for f in found if f.path[0] == "Project Files"]
+        return found
 
     # ---- creation (used by seeds and by tests)
     def add_hub(self, name: str, kind: str, region: str = "US") -> Hub:
@@ -275,40 +144,113 @@ class Account:
             t = self.clock.now() if when is None else when
             project_id = "b." + self._uuid("project") if hub.kind == ACC else self._a_id("project")
             project = Project(project_id, name, hub)
-            folder_type = _kind_types(hub.kind)[0]
-            root = Folder(self._folder_id(), f"{project_id}-root-folder", project, None, t, t, t, folder_type, hidden=False)
+            folder_type = kind_types(hub.kind)[0]
+            root = Folder(self._folder_id(), f"{project_id}-root-folder", project, None, t, t, t, folder_type)
             project.root = root
             self._folders[root.id] = root
             hub.projects.append(project)
             self._projects[project_id] = project
             return project
 
+    def delete_project(self, project: Project) -> None:
+        """Remove a project and everything in it (later requests for its ids are 404s)."""
+        with self.lock:
+            project.hub.projects.remove(project)
+            del self._projects[project.id]
+            assert project.root is not None
+            stack = [project.root]
+            while stack:
+                folder = stack.pop()
+                self._folders.pop(folder.id, None)
+                for item in folder.items:
+                    self._items.pop(item.id, None)
+                    for version in item.versions:
+                        self._versions.pop(version.id, None)
+                        if version.object_key:
+                            self._objects.pop(version.object_key, None)
+                stack.extend(folder.folders)
+
     def _folder_id(self) -> str:
         return f"urn:adsk.wipprod:fs.folder:co.{self._short('folder')}"
 
-    def add_folder(self, parent: Folder, name: str, when: float | None = None) -> Folder:
+    def add_folder(self, parent: Folder, name: str, when: float | None = None, system: bool = False,
+                   restricted: bool = False, hidden: bool = False) -> Folder:
         with self.lock:
-            if not name or "/" in name:
-                raise BadInput(f"Invalid folder name {name!r}.")
+            self._check_name(name)
             t = self.clock.now() if when is None else when
-            folder = Folder(self._folder_id(), name, parent.project, parent, t, t, t, parent.ext_type)
+            folder = Folder(self._folder_id(), name, parent.project, parent, t, t, t, parent.ext_type,
+                            hidden=hidden, system=system, restricted=restricted)
             parent.folders.append(folder)
             self._folders[folder.id] = folder
             self._touch(parent, t, own=True)
             return folder
 
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not name or "/" in name:
+            raise BadInput(f"Invalid folder name {name!r}.")
+
+    def rename_folder(self, folder: Folder, new_name: str, when: float | None = None) -> None:
+        with self.lock:
+            self._check_name(new_name)
+            if folder.parent is None:
+                raise BadInput("The project root folder cannot be renamed.")
+            t = self.clock.now() if when is None else when
+            folder.name = new_name
+            folder.last_modified = max(folder.last_modified, t)
+            self._touch(folder, t, own=True)
+            self._touch(folder.parent, t, own=True)
+
+    def move_folder(self, folder: Folder, target: Folder, when: float | None = None) -> None:
+        with self.lock:
+            if folder.parent is None or target.project is not folder.project:
+                raise BadInput("Folders can only move within their project.")
+            if target.is_below(folder):
+                raise BadInput("A folder cannot move into itself or below itself.")
+            t = self.clock.now() if when is None else when
+            old = folder.parent
+            old.folders.remove(folder)
+            target.folders.append(folder)
+            folder.parent = target
+            self._touch(folder, t, own=True)
+            self._touch(old, t, own=True)
+            self._touch(target, t, own=True)
+
+    def delete_folder(self, folder: Folder, when: float | None = None) -> None:
+        """Hide the folder and everything below it; live items below get a Deleted tombstone."""
+        with self.lock:
+            if folder.parent is None:
+                raise BadInput("The project root folder cannot be deleted.")
+            if folder.hidden:
+                raise BadInput("The folder is already deleted.")
+            t = self.clock.now() if when is None else when
+            stack = [folder]
+            while stack:
+                node = stack.pop()
+                node.hidden = True
+                node.last_modified = max(node.last_modified, t)
+                node.rollup = max(node.rollup, t)
+                for item in node.items:
+                    if not item.tip.deleted:
+                        self._tombstone(item, t)
+                stack.extend(node.folders)
+            self._touch(folder.parent, t, own=True)
+
     def add_item(self, parent: Folder, name: str, size: int, content_key: str | None = None,
-                 when: float | None = None) -> Item:
+                 when: float | None = None, kind: str = FILE, published: bool = True,
+                 reserved: bool = False) -> Item:
+        """A new item with one version; ``published=False`` gives a C4R model with no storage."""
         with self.lock:
             if not name:
                 raise BadInput("A file name is required.")
             t = self.clock.now() if when is None else when
             short = self._short("item")
-            item_type = _kind_types(parent.project.kind)[1]
-            item = Item(f"urn:adsk.wipprod:dm.lineage:{short}", short, parent.project, parent, t, t, item_type)
+            item_type = kind_types(parent.project.kind, kind)[1]
+            item = Item(f"urn:adsk.wipprod:dm.lineage:{short}", short, parent.project, parent, t, t, item_type,
+                        reserved=reserved)
             self._items[item.id] = item
             parent.items.append(item)
-            self._append_version(item, name, size, content_key, t)
+            self._append_version(item, name, size, content_key, t, stored=published)
             self._touch(parent, t, own=True)
             return item
 
@@ -317,7 +259,7 @@ class Account:
                     same_content: bool = False) -> Version:
         with self.lock:
             t = self.clock.now() if when is None else when
-            last_live = next((v for v in reversed(item.versions) if not v.deleted), None)
+            last_live = next((v for v in reversed(item.versions) if v.downloadable), None)
             new_name = name or item.tip.name
             if same_content and last_live is not None:
                 new_size, key = last_live.size, last_live.content_key
@@ -332,19 +274,24 @@ class Account:
                 self._touch(item.parent, t, own=False)
             return version
 
-    def _append_version(self, item: Item, name: str, size: int, content_key: str | None, t: float) -> Version:
+    def _append_version(self, item: Item, name: str, size: int, content_key: str | None, t: float,
+                        stored: bool = True) -> Version:
         if size < 0:
             raise BadInput("A file size cannot be negative.")
         number = len(item.versions) + 1
         version_id = f"urn:adsk.wipprod:fs.file:vf.{item.vf_id}?version={number}"
         ext = posixpath.splitext(name)[1].lower()
         object_key = f"{self._uuid('object')}{ext}"
-        version = Version(version_id, item, number, name, t, size, content_key or version_id, object_key,
-                          _kind_types(item.project.kind)[2])
+        version_type = "versions:" + item.ext_type.split(":", 1)[1]
+        if not stored:
+            version = Version(version_id, item, number, name, t, None, None, None, version_type)
+        else:
+            version = Version(version_id, item, number, name, t, size, content_key or version_id, object_key,
+                              version_type)
+            self._objects[object_key] = version
         item.versions.append(version)
         item.last_modified = t
         self._versions[version_id] = version
-        self._objects[object_key] = version
         return version
 
     def rename_item(self, item: Item, new_name: str, when: float | None = None) -> Version:
@@ -375,16 +322,32 @@ class Account:
             if item.tip.deleted:
                 raise BadInput("The item is already deleted.")
             t = self.clock.now() if when is None else when
-            number = len(item.versions) + 1
-            version_id = f"urn:adsk.wipprod:fs.file:vf.{item.vf_id}?version={number}"
-            tomb = Version(version_id, item, number, item.tip.name, t, None, None, None,
-                           "versions:autodesk.core:Deleted")
-            item.versions.append(tomb)
-            self._versions[version_id] = tomb
-            item.hidden = True
-            item.last_modified = t
+            tomb = self._tombstone(item, t)
             self._touch(item.parent, t, own=True)
             return tomb
+
+    def _tombstone(self, item: Item, t: float) -> Version:
+        number = len(item.versions) + 1
+        version_id = f"urn:adsk.wipprod:fs.file:vf.{item.vf_id}?version={number}"
+        tomb = Version(version_id, item, number, item.tip.name, t, None, None, None, DELETED)
+        item.versions.append(tomb)
+        self._versions[version_id] = tomb
+        item.hidden = True
+        item.last_modified = t
+        return tomb
+
+    def restore_item(self, item: Item, when: float | None = None) -> Version:
+        """Undelete: a new version with the last live content; the item (and its folders) unhidden."""
+        with self.lock:
+            if not item.tip.deleted:
+                raise BadInput("The item is not deleted.")
+            t = self.clock.now() if when is None else when
+            node: Folder | None = item.parent
+            while node is not None and node.hidden:
+                node.hidden = False
+                self._touch(node, t, own=True)
+                node = node.parent
+            return self.add_version(item, when=t, same_content=True)
 
     def _touch(self, folder: Folder, t: float, own: bool) -> None:
         """Stamp a change: the folder itself (when its own listing changed) and the rollup to the root."""
@@ -408,6 +371,8 @@ class Account:
 
     # ---- ground truth
     def iter_files(self, include_deleted: bool = False) -> Iterator[FileEntry]:
+        """What a mirror should hold: downloadable tips outside hidden and ACC system folders
+        (``include_deleted`` adds hidden items and folders, with their tombstone tips)."""
         with self.lock:
             entries: list[FileEntry] = []
             for hub in self.hubs:
@@ -419,6 +384,9 @@ class Account:
                         for item in folder.items:
                             if item.hidden and not include_deleted:
                                 continue
+                            if not item.tip.deleted and not item.tip.downloadable:
+                                continue
                             entries.append(FileEntry(hub.name, project.name, folder.path, item.id, item.tip))
-                        stack.extend(f for f in folder.folders if include_deleted or not f.hidden)
+                        stack.extend(f for f in folder.folders
+                                     if (include_deleted or not f.hidden) and not f.system)
         return iter(entries)

@@ -10,13 +10,10 @@ from typing import Any
 import requests
 
 from airflow.sdk import BaseHook
-from aps_mirror.airflow_provider.connections import (
-    AirflowConnectionTokenStore,
-    get_connection_fields,
-    mask,
-)
+from aps_mirror.airflow_provider.connections import get_connection_fields, mask
 from aps_mirror.airflow_provider.provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
-from aps_mirror.aps.auth import TOKEN_PATH
+from aps_mirror.airflow_provider.token_persistence import AirflowTokenStore
+from aps_mirror.aps.auth import TOKEN_PATH, SsaConnection
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.parsing import loads_json
 from aps_mirror.aps.retry import RetryPolicy
@@ -32,7 +29,8 @@ class AutodeskHook(BaseHook):
     """Interact with Autodesk Platform Services (APS) Data Management.
 
     Connection: host = API base URL, login = client id, password = client secret; extra holds
-    `auth_mode`, `scopes`, `callback_url`, `user_id` and (written by aps-mirror) `refresh_token`.
+    `auth_mode`, `scopes`, `callback_url`, `user_id`, for SSA `service_account_id`, `private_key`
+    and `private_key_id`, and (written by aps-mirror) `refresh_token` with its bookkeeping.
 
     :param autodesk_conn_id: the `autodesk` connection to use.
     """
@@ -61,7 +59,7 @@ class AutodeskHook(BaseHook):
                 f"(Admin > Connections, type 'Autodesk Platform Services') or export "
                 f"{env_var_name(self.autodesk_conn_id)}."
             )
-        conn = ApsConnection.from_fields(fields)
+        conn = SsaConnection.from_fields(fields)  # plain ApsConnection unless auth_mode is ssa
         mask(conn.client_secret, conn.refresh_token, _basic_credentials(conn))
         return conn
 
@@ -72,7 +70,8 @@ class AutodeskHook(BaseHook):
         return self._client
 
     def _build_client(self, conn: ApsConnection, retry_policy: RetryPolicy | None = None) -> ApsClient:
-        store = AirflowConnectionTokenStore(conn.conn_id)
+        # Only the 3-legged mode has a refresh chain to keep; the others mint tokens afresh.
+        store = AirflowTokenStore(conn.conn_id) if conn.auth_mode is AuthMode.AUTHORIZATION_CODE else None
         transport = ApsTransport(conn, store, session=_masking_session(), retry_policy=retry_policy)
         return ApsClient(transport)
 

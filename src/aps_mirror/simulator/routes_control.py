@@ -1,0 +1,149 @@
+"""The ``/_sim/`` control namespace (no Autodesk client calls it): stats, faults, clock, changes, churn."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from .sim import Simulator
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+def _json_route(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """Wrap ``handler(body) -> dict`` so a malformed body is a 400 ``{"error": ...}``."""
+
+    async def route(request: Request) -> JSONResponse:
+        raw = await request.body()
+        try:
+            body = (await request.json()) if raw else {}
+            if not isinstance(body, dict):
+                raise TypeError("the body must be a JSON object")
+            result = handler({**body, **request.path_params})
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"bad request: {exc}"}, 400)
+        return JSONResponse(result if result is not None else {"ok": True})
+
+    return route
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def register(app: FastAPI, sim: Simulator) -> None:
+    """Add every ``/_sim/`` control route."""
+
+    def post(path: str, handler: Handler, methods: tuple[str, ...] = ("POST",)) -> None:
+        app.add_api_route(path, _json_route(handler), methods=list(methods), include_in_schema=True)
+
+    @app.get("/_sim/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "seed": sim.seed}
+
+    @app.get("/_sim/stats")
+    def stats() -> dict[str, Any]:
+        return sim.stats()
+
+    @app.get("/_sim/faults")
+    def faults() -> dict[str, Any]:
+        return {"faults": sim.faults.pending(), "seed": sim.faults.seed_value}
+
+    @app.get("/_sim/files")
+    def files(include_deleted: bool = False) -> dict[str, Any]:
+        return {"files": [{"hub": e.hub, "project": e.project, "path": list(e.path), "item_id": e.item_id,
+                           "version_id": e.tip.id, "name": e.tip.name, "size": e.tip.size,
+                           "deleted": e.tip.deleted,
+                           "sha1": None if e.tip.deleted else sim.sha1(e.tip.id)}
+                          for e in sim.iter_files(include_deleted)]}
+
+    @app.get("/_sim/service-accounts")
+    def service_accounts() -> dict[str, Any]:
+        return {"serviceAccounts": sim.oauth.service_accounts.listing()}
+
+    def add_fault(b: dict[str, Any]) -> dict[str, Any]:
+        if "seed" in b:
+            sim.faults.seed(b["seed"])
+        if "endpoint" in b or "seed" not in b:
+            sim.inject_fault(str(b["endpoint"]), _opt_int(b.get("status")),
+                             _opt_int(b["count"]) if "count" in b else (None if "rate" in b else 1),
+                             _opt_int(b.get("retry_after")), kind=str(b.get("kind", "status")),
+                             rate=float(b.get("rate", 1.0)),
+                             seconds=None if b.get("seconds") is None else float(b["seconds"]),
+                             fraction=float(b.get("fraction", 0.5)))
+        return {"faults": sim.faults.pending(), "seed": sim.faults.seed_value}
+
+    post("/_sim/faults", add_fault)
+    post("/_sim/faults", lambda b: sim.clear_faults(), ("DELETE",))
+    post("/_sim/reset-stats", lambda b: sim.reset_stats())
+    post("/_sim/clock/advance", lambda b: {"now": sim.advance_clock(float(b["seconds"]))})
+
+    def rate_scale(b: dict[str, Any]) -> dict[str, Any]:
+        sim.rate_scale = float(b["rate_scale"])
+        return {"rate_scale": sim.rate_scale}
+
+    def switches(b: dict[str, Any]) -> dict[str, Any]:
+        if "rate_limit_headers" in b:
+            sim.rate_limit_headers = bool(b["rate_limit_headers"])
+        if "reuse_detection" in b:
+            sim.reuse_detection = bool(b["reuse_detection"])
+        if "unreachable_regions" in b:
+            sim.unreachable_regions = {str(r) for r in b["unreachable_regions"]}
+        return {"rate_limit_headers": sim.rate_limit_headers, "reuse_detection": sim.reuse_detection,
+                "unreachable_regions": sorted(sim.unreachable_regions), "rate_scale": sim.rate_scale}
+
+    post("/_sim/rate-scale", rate_scale)
+    post("/_sim/switches", switches)
+    post("/_sim/tokens/expire", lambda b: sim.expire_access_tokens())
+    post("/_sim/user-token", lambda b: sim.user_tokens(b.get("scope") or "data:read user-profile:read",
+                                                        user=b.get("user")))
+    post("/_sim/download-status", lambda b: sim.set_download_status(str(b["version_id"]), str(b["status"])))
+
+    def add_service_account(b: dict[str, Any]) -> dict[str, Any]:
+        reg = sim.add_service_account(str(b.get("name", "mirror")))
+        return {"serviceAccountId": reg.service_account_id, "kid": reg.kid, "privateKey": reg.private_key_pem,
+                "email": reg.email, "clientId": sim.client_id}
+
+    post("/_sim/service-accounts", add_service_account)
+
+    # ---- changes: the Python API of Simulator over HTTP
+    post("/_sim/projects", lambda b: {"project_id": sim.add_project(str(b["name"]), b.get("hub_id"))})
+    post("/_sim/projects/{project_id}", lambda b: sim.delete_project(b["project_id"]), ("DELETE",))
+    post("/_sim/folders", lambda b: {"folder_id": sim.add_folder(b["project_id"], b["parent_folder_id"],
+                                                                 str(b["name"]))})
+
+    def change_folder(b: dict[str, Any]) -> dict[str, Any]:
+        if "name" in b:
+            sim.rename_folder(b["folder_id"], str(b["name"]))
+        if "parent_folder_id" in b:
+            sim.move_folder(b["folder_id"], b["parent_folder_id"])
+        return {"folder_id": b["folder_id"]}
+
+    post("/_sim/folders/{folder_id}", change_folder, ("PATCH",))
+    post("/_sim/folders/{folder_id}", lambda b: sim.delete_folder(b["folder_id"]), ("DELETE",))
+
+    def add_file(b: dict[str, Any]) -> dict[str, Any]:
+        item_id = sim.add_file(b["project_id"], b["folder_id"], str(b["name"]), int(b.get("size", 1024)),
+                               b.get("content_seed"))
+        return {"item_id": item_id, "version_id": sim.account.item(item_id).tip.id}
+
+    post("/_sim/files", add_file)
+    post("/_sim/items/{item_id}/versions",
+         lambda b: {"version_id": sim.add_version(b["item_id"], _opt_int(b.get("size")), b.get("name"))})
+
+    def change_item(b: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"item_id": b["item_id"]}
+        if "name" in b:
+            out["version_id"] = sim.rename_item(b["item_id"], str(b["name"]))
+        if "folder_id" in b:
+            sim.move_item(b["item_id"], b["folder_id"])
+        return out
+
+    post("/_sim/items/{item_id}", change_item, ("PATCH",))
+    post("/_sim/items/{item_id}", lambda b: {"version_id": sim.delete_item(b["item_id"])}, ("DELETE",))
+    post("/_sim/items/{item_id}/restore", lambda b: {"version_id": sim.restore_item(b["item_id"])})
+    post("/_sim/churn", lambda b: sim.churn(float(b["projects_fraction"]), int(b["folders_per_project"]),
+                                            b.get("seed")))

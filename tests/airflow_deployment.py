@@ -1,0 +1,185 @@
+"""A real Airflow deployment run as processes, for tests that must not cheat with `dags test`.
+
+api-server, scheduler and dag-processor (plus a triggerer and Celery worker when asked) on a
+fresh database of the local PostgreSQL (127.0.0.1:5432, trust auth), SimpleAuthManager, driven
+through the REST API. Tasks run in executor-spawned processes through the Task SDK, where the
+ORM is blocked: the path production takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import psycopg2
+from cryptography.fernet import Fernet
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+USER = "admin"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pg_admin(sql: str) -> None:
+    conn = psycopg2.connect(**PG)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+def run_airflow(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def wait_until(ready: Callable[[], Any], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{what} was not ready within {seconds:.0f}s")
+
+
+def api_session(base: str, user: str, password: str) -> requests.Session:
+    token = requests.post(f"{base}/auth/token", json={"username": user, "password": password},
+                          timeout=10).json()["access_token"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+@dataclass
+class Deployment:
+    home: Path
+    base: str
+    env: dict[str, str]
+    password: str = field(repr=False)
+    api: requests.Session = field(default_factory=requests.Session)
+
+    def connection_extra(self, conn_id: str) -> dict[str, Any]:
+        """A connection's extra straight from the database (decrypted): what readers will get."""
+        dsn = self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("SELECT extra, is_extra_encrypted FROM connection WHERE conn_id = %s", (conn_id,))
+            extra, encrypted = cur.fetchone()
+        if encrypted:
+            extra = Fernet(self.env["AIRFLOW__CORE__FERNET_KEY"].encode()).decrypt(extra.encode()).decode()
+        return json.loads(extra)
+
+    def airflow(self, *args: str) -> subprocess.CompletedProcess:
+        return run_airflow(self.env, *args)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, wait: float = 240) -> dict:
+        """Unpause, trigger a run and wait for it to finish; returns the run."""
+        wait_until(lambda: self.api.get(f"{self.base}/api/v2/dags/{dag_id}", timeout=5).ok, 120,
+                   f"the parsed {dag_id} DAG")
+        self.api.patch(f"{self.base}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10)
+        created = self.api.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns", timeout=10,
+                                json={"logical_date": None, "conf": conf or {}})
+        assert created.status_code in (200, 201), created.text
+        url = f"{self.base}/api/v2/dags/{dag_id}/dagRuns/{created.json()['dag_run_id']}"
+        try:
+            wait_until(lambda: self.api.get(url, timeout=5).json()["state"] in ("success", "failed"),
+                       wait, f"the {dag_id} run")
+        except AssertionError:
+            raise AssertionError(f"{dag_id} did not finish\n{self.component_logs()}") from None
+        return self.api.get(url, timeout=5).json()
+
+    def task_instances(self, run: dict) -> list[dict]:
+        url = f"{self.base}/api/v2/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}/taskInstances"
+        return self.api.get(url, timeout=10).json()["task_instances"]
+
+    def task_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted((self.home / "logs").rglob("*.log")))
+
+    def component_logs(self, tail: int = 4000) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-tail:]}"
+                         for p in sorted(self.home.glob("component-*.log")))
+
+
+@contextmanager
+def airflow_deployment(home: Path, dags_folder: Path, *, executor: str = "LocalExecutor",
+                       extra_env: dict[str, str] | None = None,
+                       setup: Callable[[dict[str, str]], None] | None = None,
+                       components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor"),
+                       redis_db: int = 12, password: str | None = None) -> Iterator[Deployment]:
+    """Start the components on a database of their own; `setup(env)` runs after `db migrate`."""
+    database = f"aps_mirror_it_{uuid.uuid4().hex[:8]}"
+    pg_admin(f"CREATE DATABASE {database}")
+    port = free_port()
+    password = password or secrets.token_urlsafe(12)
+    passwords = home / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps({USER: password}))
+    base = f"http://127.0.0.1:{port}"
+    db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__PARALLELISM": "32",
+        "AIRFLOW__CORE__AUTH_MANAGER":
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{db_url}",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": base,
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__TRIGGERER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        **(extra_env or {}),
+    })
+    processes: list[subprocess.Popen] = []
+    try:
+        run_airflow(env, "db", "migrate")
+        if setup:
+            setup(env)
+        for name in components:
+            log = open(home / f"component-{name.replace(' ', '-')}.log", "w")
+            processes.append(subprocess.Popen([AIRFLOW, *name.split()], env=env, stdout=log,
+                                              stderr=subprocess.STDOUT, start_new_session=True))
+        wait_until(lambda: requests.get(f"{base}/api/v2/version", timeout=2).ok, 120, "api-server")
+        yield Deployment(home=home, base=base, env=env, password=password,
+                         api=api_session(base, USER, password))
+    finally:
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+        pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
