@@ -87,8 +87,19 @@ def aps_mirror() -> None:
         get_current_context()["project_label"] = ref.label  # type: ignore[typeddict-unknown-key]
         return mirror_engine(params).sync_project(ref).to_dict()
 
+    @task(retries=0)
+    def retire_removed_projects(projects: list[dict[str, str]], results: Any,
+                                params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Projects mirrored before but gone from Autodesk get the delete policy (and its guards)."""
+        from aps_mirror.mirror.engine import ProjectRef
+
+        # Runs only when every sync succeeded (default trigger rule): only a clean run proves
+        # that a project is gone rather than unreadable.
+        retired = mirror_engine(params).retire_missing_projects([ProjectRef.from_dict(p) for p in projects])
+        return [r.to_dict() for r in retired]
+
     @task(outlets=[MIRROR], trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def summarize(projects: list[dict[str, str]] | None, results: Any,
+    def summarize(projects: list[dict[str, str]] | None, results: Any, retired: list[dict[str, Any]] | None,
                   params: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
         """Add the projects up, log it, record it on the asset; fail if any project failed."""
         from aps_mirror.mirror.engine import ProjectResult, RunSummary
@@ -96,7 +107,7 @@ def aps_mirror() -> None:
         if projects is None:
             raise RuntimeError("list_projects failed, so nothing was mirrored; see its log.")
         done = [ProjectResult.from_dict(r) for r in results[:] if r]  # one fetch for all of them
-        summary = RunSummary.combine(done)
+        summary = RunSummary.combine(done + [ProjectResult.from_dict(r) for r in retired or []])
         log.info("aps_mirror %s:\n%s", "dry run" if params["dry_run"] else "run", summary.format_text())
         unfinished = len(projects) - len(done)
         if unfinished or summary.projects_failed:
@@ -111,7 +122,8 @@ def aps_mirror() -> None:
 
     projects = list_projects()
     results = sync_project.expand(project=projects)
-    summarize(projects, results)
+    retired = retire_removed_projects(projects, results)
+    summarize(projects, results, retired)
 
 
 aps_mirror()

@@ -22,9 +22,11 @@ def test_dag_imports_with_the_expected_shape() -> None:
     dag = load_dag()
     assert dag.schedule == "@daily"
     assert dag.catchup is False and dag.max_active_runs == 1
-    assert dag.task_dict.keys() == {"list_projects", "sync_project", "summarize"}
+    assert dag.task_dict.keys() == {"list_projects", "sync_project", "retire_removed_projects", "summarize"}
     assert dag.get_task("sync_project").upstream_task_ids == {"list_projects"}
-    assert dag.get_task("summarize").upstream_task_ids == {"list_projects", "sync_project"}
+    assert dag.get_task("retire_removed_projects").upstream_task_ids == {"list_projects", "sync_project"}
+    assert dag.get_task("summarize").upstream_task_ids == {"list_projects", "sync_project",
+                                                           "retire_removed_projects"}
 
 
 def test_params_and_their_defaults() -> None:
@@ -64,7 +66,7 @@ def _summarize(projects: Any, results: list[dict], params: dict | None = None) -
     events: dict = {}
     outlet_events = {asset: events.setdefault(asset, SimpleNamespace(extra={})) for asset in task.outlets}
     params = {"bucket": "b", "prefix": "p", "dry_run": False, **(params or {})}
-    counts = task.python_callable(projects, results, params, outlet_events=outlet_events)
+    counts = task.python_callable(projects, results, None, params, outlet_events=outlet_events)
     (event,) = events.values()
     return counts, event.extra
 

@@ -132,3 +132,46 @@ def test_racing_runs_cannot_lose_an_update(simulator, aps, s3, bucket):
     engine.manifests.save(first)
     with pytest.raises(ManifestConflict, match="run again"):
         engine.manifests.save(second)
+
+
+def test_folder_rename_move_and_delete(simulator, aps, s3, bucket):
+    sim = simulator.sim
+    run(aps, s3, bucket)
+    project_id = sim.project_id("Riverside Tower")
+    details = sim.folder_id(project_id, ("Project Files", "Architecture", "Details"))
+    sim.rename_folder(details, "Detail Drawings")
+    rebar = sim.folder_id(project_id, ("Project Files", "Structure", "Rebar"))
+    sim.move_folder(rebar, sim.folder_id(project_id, ("Project Files",)))
+    sim.delete_folder(sim.folder_id(project_id, ("Project Files", "Site Photos")))
+    downloads = sim.stats()["downloads"]
+    summary = run(aps, s3, bucket, delete_policy=DeletePolicy.DELETE, max_delete=DeleteLimit(count=10))
+    assert summary.files_copied == 0, "renamed and moved folders cost no download"
+    assert summary.files_renamed >= 5 and summary.files_deleted == 5
+    assert sim.stats()["downloads"] == downloads
+    keys = object_keys(s3, bucket)
+    assert any("/Project Files/Architecture/Detail Drawings/" in k for k in keys)
+    assert not any("/Architecture/Details/" in k or "/Site Photos/" in k for k in keys)
+    assert any("/Project Files/Rebar/" in k for k in keys)
+    assert_exact_mirror(simulator, s3, bucket)
+    assert keys == {e["key"] for e in mirrored(s3, bucket).values()}
+
+
+def test_project_added_and_removed(simulator, aps, s3, bucket):
+    sim = simulator.sim
+    run(aps, s3, bucket)
+    new_project = sim.add_project("Airport Terminal")
+    top = sim.folder_id(new_project, ("Project Files",))
+    sim.add_file(new_project, top, "Terminal.rvt", size=4096)
+    added = run(aps, s3, bucket)
+    assert added.files_copied == 1
+    assert_exact_mirror(simulator, s3, bucket)
+
+    gone = sim.project_id("Harbor Bridge Retrofit")
+    sim.delete_project(gone)
+    aps_engine = MirrorEngine(aps, s3, MirrorConfig(bucket=bucket, prefix=PREFIX))
+    retired = aps_engine.retire_missing_projects(aps_engine.list_projects())
+    (result,) = retired
+    assert "Harbor Bridge Retrofit" in result.project and result.files_deleted == 13
+    entries = mirrored(s3, bucket)
+    assert all(e["deleted_at"] for e in entries.values() if "/Harbor Bridge Retrofit/" in e["key"])
+    assert_exact_mirror(simulator, s3, bucket)

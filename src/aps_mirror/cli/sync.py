@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
             results.append(ProjectResult(project=project.label, hub_id=project.hub_id,
                                          project_id=project.project_id, dry_run=args.dry_run,
                                          listing_complete=False, errors=[str(exc)]))
+    if not any(r.errors for r in results):  # a failed run proves nothing about what is gone
+        results += engine.retire_missing_projects(projects)
     summary = RunSummary.combine(results, extra_api_calls=listing_calls)
     if args.json:
         json.dump(summary.to_dict(), sys.stdout, indent=2, ensure_ascii=False)

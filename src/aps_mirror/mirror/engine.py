@@ -21,7 +21,7 @@ from aps_mirror.mirror.manifest import (FolderRecord, Manifest, ManifestEntry, M
 from aps_mirror.mirror.plan import Action, ActionKind, DeleteLimit, DeletePolicy, plan
 from aps_mirror.mirror.progress import Progress, human_bytes
 from aps_mirror.mirror.transfer import NotDownloadable, Transferred, copy_version, server_side_copy
-from aps_mirror.mirror.walk import Listing, ProjectRef, list_projects, walk_project
+from aps_mirror.mirror.walk import Listing, ProjectRef, list_projects, matches_filter, walk_project
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,41 @@ class MirrorEngine:
 
     def list_projects(self) -> list[ProjectRef]:
         return list_projects(self.client, self.config.project_filter)
+
+    def retire_missing_projects(self, listed: list[ProjectRef]) -> list[ProjectResult]:
+        """Apply the delete policy to mirrored projects Autodesk no longer lists.
+
+        Only projects of hubs that were listed, and that the project filter selects, are
+        retired: a hub missing altogether may be an unreachable region, not a deletion.
+        The same guards as for files apply (max_delete, dry run).
+        """
+        listed_ids = {p.project_id for p in listed}
+        hubs = {p.hub_id for p in listed}
+        results = []
+        for manifest in self.manifests.load_all():
+            if (manifest.project_id in listed_ids or manifest.hub_id not in hubs
+                    or not matches_filter(self.config.project_filter, manifest.project_name, manifest.project_id)):
+                continue
+            gone = sorted(i for i, e in manifest.items.items() if not e.deleted_at)
+            if not gone:
+                continue
+            result = ProjectResult(project=f"{manifest.project_name} (no longer in Autodesk)",
+                                   hub_id=manifest.hub_id, project_id=manifest.project_id,
+                                   dry_run=self.config.dry_run)
+            log.warning("project %r is no longer listed in Autodesk: %s policy for its %d files",
+                        manifest.project_name, self.config.delete_policy.value, len(gone))
+            if self.config.dry_run:
+                result.planned = [{"action": f"delete ({self.config.delete_policy.value})",
+                                   "key": manifest.items[i].key, "size": manifest.items[i].size,
+                                   "reason": "project no longer in Autodesk"} for i in gone]
+            else:
+                self._apply_deletes(manifest, gone, result)
+                if result.files_deleted:
+                    manifest.root_rollup = None
+                    self.manifests.save(manifest)
+                    self._finish_pending_deletes(manifest)
+            results.append(result)
+        return results
 
     def sync_project(self, project: ProjectRef) -> ProjectResult:
         """Mirror one project; the manifest records exactly what succeeded."""

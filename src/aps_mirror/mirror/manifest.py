@@ -176,6 +176,17 @@ class ManifestStore:
             return Manifest(project.hub_id, project.project_id, project.project_name)
         return Manifest.from_json(answer["Body"].read(), f"s3://{self.bucket}/{key}", answer.get("ETag"))
 
+    def load_all(self) -> list[Manifest]:
+        """Every project manifest of the mirror."""
+        prefix = f"{meta_prefix(self.prefix)}/manifests/"
+        manifests = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                answer = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])
+                manifests.append(Manifest.from_json(answer["Body"].read(),
+                                                    f"s3://{self.bucket}/{obj['Key']}", answer.get("ETag")))
+        return manifests
+
     def save(self, manifest: Manifest) -> None:
         """Replace the manifest if nobody else did since it was read (atomic, conditional)."""
         manifest.updated_at = now_iso()
