@@ -173,7 +173,8 @@ def one_project_copy(args: list[str]) -> dict[str, Any]:
     results = [engine.sync_project(p) for p in engine.list_projects()]
     wall = time.monotonic() - started
     copied = sum(r.bytes_copied for r in results)
-    return {"bytes_copied": copied, "wall_seconds": round(wall, 1),
+    return {"bytes_copied": copied, "files_failed": sum(r.files_failed for r in results),
+            "errors": [e for r in results for e in r.errors][:3], "wall_seconds": round(wall, 1),
             "throughput_mb_s": round(copied / wall / 1024 / 1024, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
