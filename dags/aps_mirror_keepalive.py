@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+from aps_mirror.airflow_provider.mirror import FAIL_FAST_ON_SETUP_ERRORS
 
 log = logging.getLogger(__name__)
 FIFTEEN_DAYS = timedelta(days=15)
@@ -31,7 +32,10 @@ FIFTEEN_DAYS = timedelta(days=15)
     max_active_runs=1,
     doc_md=__doc__,
     tags=["autodesk", "aps-mirror"],
-    default_args={"retries": 3, "retry_delay": timedelta(minutes=10)},
+    # Retries cover an APS or network outage; a connection that needs a person fails at once
+    # (ConfigError / AuthError), so the ACTION NEEDED alert is not held back by 30 min of retries.
+    default_args={"retries": 3, "retry_delay": timedelta(minutes=10),
+                  "retry_policy": FAIL_FAST_ON_SETUP_ERRORS},
     params={
         "conn_ids": Param(["autodesk_default"], type="array", items={"type": "string"},
                           description="The authorization_code connections to keep alive."),

@@ -160,7 +160,8 @@ def airflow_deployment(home: Path, dags_folder: Path, *, executor: str = "LocalE
         "AIRFLOW__TRIGGERER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        **(extra_env or {}),
+        # "{db_url}" in a value stands for this deployment's database (e.g. APS_MIRROR_LOCK_URL).
+        **{k: v.replace("{db_url}", db_url) for k, v in (extra_env or {}).items()},
     })
     processes: list[subprocess.Popen] = []
     try:

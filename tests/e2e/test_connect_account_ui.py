@@ -65,6 +65,7 @@ def browser(deployment: Deployment) -> Iterator[object]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(10)  # a form post redirects through the callback: wait for the page
     try:
         # The operator's Airflow session: the JWT cookie the UI's login would set.
         token = requests.post(f"{deployment.base}/auth/token", timeout=10,
@@ -83,8 +84,9 @@ def test_connect_page_runs_the_consent_flow_and_refuses_forged_or_replayed_state
     assert f"{deployment.base}/aps-mirror/callback" in browser.page_source  # the URL to register
     browser.find_element(By.CSS_SELECTOR, "a.connect").click()
     browser.find_element(By.ID, "continue").click()
+    allow = browser.find_element(By.ID, "allow")  # waits for the consent page
     assert "authorize" in browser.current_url  # Autodesk's (the simulator's) consent page
-    browser.find_element(By.ID, "allow").click()
+    allow.click()
     connected = browser.find_element(By.ID, "connected").text
     assert CONN_ID in connected and "sam.builder@example.com" in connected and "data:read" in connected
     callback = browser.current_url

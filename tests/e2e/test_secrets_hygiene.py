@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import boto3
 import pytest
+import requests
 
 from aps_mirror.simulator import Simulator, SimulatorServer
 from tests.airflow_deployment import AIRFLOW, REPO, Deployment, airflow_deployment
@@ -172,3 +173,31 @@ def run_artifacts(deployment: Deployment, run: dict) -> dict[str, str]:
     found["asset event extra"] = json.dumps([e.get("extra") for e in events["asset_events"]], default=str)
     assert "\"files_copied\"" in found["asset event extra"]
     return found
+
+
+def test_a_signed_url_that_cannot_be_reached_leaves_no_signature_in_the_error(simulator) -> None:
+    """requests names the full URL in connection errors; the hook's session strips its query, so
+    the signature reaches neither the mirror's error list (XCom, asset event) nor a traceback."""
+    import traceback
+    from urllib.parse import urlsplit
+
+    from aps_mirror.airflow_provider.hooks.autodesk import _masking_session
+    from aps_mirror.aps.client import ApsClient
+    from aps_mirror.aps.retry import RetryPolicy
+    from aps_mirror.aps.transport import ApsTransport
+    from tests.airflow_deployment import free_port
+    from tests.conftest import connection_for
+
+    sim = simulator.sim
+    client = ApsClient(ApsTransport(connection_for(simulator), session=_masking_session(),
+                                    retry_policy=RetryPolicy(attempts=2, backoff_initial=0.01,
+                                                             backoff_max=0.01)))
+    entry = next(f for f in sim.iter_files() if f.tip.size)
+    signed = client.signed_download(client.tip_version(sim.project_id(entry.project), entry.item_id))
+    signature = dict(p.split("=", 1) for p in urlsplit(signed.url).query.split("&"))["Signature"]
+    assert signature in sim.signatures
+    unreachable = signed.url.replace(urlsplit(signed.url).netloc, f"127.0.0.1:{free_port()}")
+    with pytest.raises(requests.ConnectionError) as caught:
+        client.open_signed_url(unreachable)
+    text = str(caught.value) + "".join(traceback.format_exception(caught.value))
+    assert "Max retries exceeded" in text and signature not in text

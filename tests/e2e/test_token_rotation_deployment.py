@@ -2,7 +2,8 @@
 
 Tasks run in executor-spawned Task SDK processes where the ORM is blocked, so every rotated
 token travels through the Airflow REST API; refreshes are serialised by a PostgreSQL advisory
-lock. The simulator spends refresh tokens once and revokes the whole chain on reuse.
+lock (APS_MIRROR_LOCK_URL). The simulator spends refresh tokens once and revokes the whole
+chain on reuse.
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ def deployment(tmp_path_factory, simulator: SimulatorServer) -> Iterator[Deploym
                                       "refresh_token": authorize(simulator)}})],
                        env=env, check=True, capture_output=True)
 
-    # Tasks save rotated tokens through the REST API as this user (docs/auth.md).
+    # Tasks save rotated tokens through the REST API as this user (docs/auth.md), and serialise
+    # refreshes with a PostgreSQL advisory lock (tasks cannot see the metadata DB's URL, so it
+    # is configured explicitly, as a multi-machine deployment would).
     password = secrets.token_urlsafe(12)
     extra_env = {"APS_MIRROR_AIRFLOW_API_USERNAME": "admin", "APS_MIRROR_AIRFLOW_API_PASSWORD": password,
-                 "APS_MIRROR_FAULT_FILE": str(fault_file)}
+                 "APS_MIRROR_FAULT_FILE": str(fault_file), "APS_MIRROR_LOCK_URL": "{db_url}"}
     with airflow_deployment(home, dags, extra_env=extra_env, setup=setup, password=password) as dep:
         yield dep
 

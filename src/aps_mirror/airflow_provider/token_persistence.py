@@ -270,32 +270,42 @@ def default_writer() -> ConnectionWriter:
 def rotation_lock(conn_id: str, url: str | None = None) -> contextlib.AbstractContextManager[None]:
     """A lock shared by every process that may refresh this connection.
 
-    APS_MIRROR_LOCK_URL (postgresql://... or redis://...) wins; else the metadata database
-    when it is PostgreSQL; else the Celery broker when the executor is Celery on Redis; else a file lock, which
-    only serialises processes on one machine (a warning says so).
+    Every process must pick the SAME lock, so the default is derived only from settings that
+    tasks, the API server and the CLI all see alike: APS_MIRROR_LOCK_URL (postgresql://... or
+    redis://...) wins; else the Celery broker when the executor is Celery on Redis; else a file
+    lock, which serialises the processes of one machine (right for LocalExecutor; a warning
+    says so under any other executor). The metadata database is NOT a default: inside a task
+    Airflow replaces its URL with `airflow-db-not-allowed:///`, so tasks could never join a lock
+    taken there by the API server (the connection's Test button) or the CLI.
     """
     url = url or os.environ.get(LOCK_URL_ENV) or _lock_url_from_airflow()
     if url and url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres"):
         return _pg_lock(conn_id, url.replace("+psycopg2", "").replace("+asyncpg", ""))
     if url and url.startswith(("redis://", "rediss://")):
         return _redis_lock(conn_id, url)
-    log.warning("No shared lock is configured for refreshing connection %r (set %s to a "
-                "postgresql:// or redis:// URL): refreshes are serialised on this machine only.",
-                conn_id, LOCK_URL_ENV)
+    executor = _airflow_conf("core", "executor")
+    if executor.rsplit(".", 1)[-1] in ("LocalExecutor", "SequentialExecutor", "DebugExecutor"):
+        log.debug("Refreshes of connection %r are serialised by a file lock (%s: one machine).",
+                  conn_id, executor)
+    else:
+        log.warning("No shared lock is configured for refreshing connection %r (set %s to a "
+                    "postgresql:// or redis:// URL every worker can reach): refreshes are "
+                    "serialised on this machine only.", conn_id, LOCK_URL_ENV)
     return _file_lock(conn_id)
 
 
-def _lock_url_from_airflow() -> str | None:
+def _airflow_conf(section: str, key: str) -> str:
     try:
         from airflow.sdk.configuration import conf
     except ImportError:
-        return None
-    db = conf.get("database", "sql_alchemy_conn", fallback="") or ""
-    if db.startswith("postgres"):
-        return db
-    if "Celery" not in (conf.get("core", "executor", fallback="") or ""):
+        return ""
+    return conf.get(section, key, fallback="") or ""
+
+
+def _lock_url_from_airflow() -> str | None:
+    if "Celery" not in _airflow_conf("core", "executor"):
         return None  # the broker setting has a default even where no Redis exists
-    broker = conf.get("celery", "broker_url", fallback="") or ""
+    broker = _airflow_conf("celery", "broker_url")
     return broker if broker.startswith(("redis://", "rediss://")) else None
 
 
