@@ -44,7 +44,9 @@ def test_connection_test_passes_for_a_2_legged_app(env_conn: SimulatorServer) ->
     ok, message = AutodeskHook("autodesk_test").test_connection()
     assert ok, message
     assert "2-legged" in message and "403" in message  # @me is refused for app tokens: expected
-    assert "Hubs visible: 2" in message
+    assert "[ok] hubs: 2 visible" in message
+    for capability in ("projects", "folder contents", "download"):
+        assert f"[ok] {capability}:" in message
 
 
 def test_a_rate_limited_call_waits_and_succeeds(env_conn: SimulatorServer) -> None:
@@ -122,7 +124,7 @@ def test_rotated_refresh_token_is_saved_in_the_db_row(airflow_db, simulator: Sim
     assert extra["note"] == "kept" and extra["callback_url"] == CALLBACK
     # A new hook (a later run) starts from the saved token, and saves the next one in turn.
     ok, message = AutodeskHook("autodesk_rotation").test_connection()
-    assert ok and "Signed in as" in message, message
+    assert ok and "[ok] user profile: signed in as" in message, message
     assert db_extra("autodesk_rotation")["refresh_token"] not in (first, second)
     # The first token is spent: Autodesk (and the simulator) refuse it.
     reused = refresh(simulator, first)

@@ -16,12 +16,13 @@ from aps_mirror.airflow_provider.connections import get_connection_fields, mask
 from aps_mirror.airflow_provider.provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from aps_mirror.airflow_provider.token_persistence import AirflowTokenStore
 from aps_mirror.aps.auth import TOKEN_PATH, SsaConnection
+from aps_mirror.aps.capabilities import all_essential_ok, validate
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.parsing import loads_json
 from aps_mirror.aps.retry import RetryPolicy
 from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.connection import ApsConnection, AuthMode, env_var_name
-from aps_mirror.errors import ApiError, ApsMirrorError, ConfigError
+from aps_mirror.errors import ApsMirrorError, ConfigError
 
 # A connection test should answer in seconds, not sit out a long backoff.
 TEST_RETRY_POLICY = RetryPolicy(attempts=3, backoff_initial=0.5, backoff_max=5.0, max_wait=10.0)
@@ -78,7 +79,8 @@ class AutodeskHook(BaseHook):
         return ApsClient(transport)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Ask APS who we are and which hubs we see; answer in plain words."""
+        """Run the sample calls (who we are, hubs, projects, folder contents, a download) and
+        say in plain words which capability works."""
         try:
             conn = self.get_aps_connection()
             if conn.auth_mode is AuthMode.AUTHORIZATION_CODE and os.environ.get(
@@ -90,31 +92,13 @@ class AutodeskHook(BaseHook):
                     "its refresh token, and this test could not save the new one. The fields "
                     "look complete; trigger the aps_mirror DAG with dry_run to test it for real."
                 )
-            client = self._build_client(conn, TEST_RETRY_POLICY)
-            who = _who_am_i(client, conn)
-            hubs = client.hubs()
+            checks = validate(self._build_client(conn, TEST_RETRY_POLICY))
         except ApsMirrorError as exc:
             return False, str(exc)
         except requests.RequestException as exc:
             return False, f"Could not reach APS ({type(exc).__name__}); check the API base URL."
-        names = ", ".join(h.name for h in hubs[:5]) + (", ..." if len(hubs) > 5 else "")
-        message = f"Connected to {conn.base_url} ({conn.auth_mode.value}). {who} "
-        if not hubs:
-            return True, message + (
-                "No hubs are visible: for BIM 360 / ACC, add this app as a custom integration "
-                "in the account admin; for 3-legged, check the user's access.")
-        return True, message + f"Hubs visible: {len(hubs)} ({names})."
-
-
-def _who_am_i(client: ApsClient, conn: ApsConnection) -> str:
-    try:
-        profile = client.user_profile()
-    except ApiError as exc:
-        if conn.auth_mode is AuthMode.CLIENT_CREDENTIALS and exc.status in (401, 403):
-            return (f"No user profile (HTTP {exc.status}): expected, a 2-legged app token "
-                    "does not belong to a user.")
-        raise
-    return f"Signed in as {profile.user_name or profile.user_id} ({profile.email or 'no email'})."
+        report = " ".join(f"[{'ok' if c.ok else 'FAILED'}] {c.capability}: {c.detail}." for c in checks)
+        return all_essential_ok(checks), f"{conn.base_url} ({conn.auth_mode.value}): {report}"
 
 
 def _basic_credentials(conn: ApsConnection) -> str:
