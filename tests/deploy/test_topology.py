@@ -211,3 +211,7 @@ def test_celery_deployment_mirrors_the_demo_account(deployment, s3):
                  if o["Size"] == f.tip.size]
         (key,) = [k for k, h in heads if h["Metadata"].get("aps-item-id") == f.item_id]
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == simulator.sim.file_bytes(f.tip.id)
+
+    # The Celery workers shared one APS request budget through the broker's Redis.
+    budgets = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).keys("aps-mirror:rate:*")
+    assert {key.decode().rsplit(":", 1)[1] for key in budgets} >= {"folder_contents", "oss"}

@@ -278,7 +278,7 @@ def rotation_lock(conn_id: str, url: str | None = None) -> contextlib.AbstractCo
     Airflow replaces its URL with `airflow-db-not-allowed:///`, so tasks could never join a lock
     taken there by the API server (the connection's Test button) or the CLI.
     """
-    url = url or os.environ.get(LOCK_URL_ENV) or _lock_url_from_airflow()
+    url = url or os.environ.get(LOCK_URL_ENV) or deployment_redis_url()
     if url and url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres"):
         return _pg_lock(conn_id, url.replace("+psycopg2", "").replace("+asyncpg", ""))
     if url and url.startswith(("redis://", "rediss://")):
@@ -302,7 +302,8 @@ def _airflow_conf(section: str, key: str) -> str:
     return conf.get(section, key, fallback="") or ""
 
 
-def _lock_url_from_airflow() -> str | None:
+def deployment_redis_url() -> str | None:
+    """The Redis every process of a Celery-on-Redis deployment reaches (its broker), if any."""
     if "Celery" not in _airflow_conf("core", "executor"):
         return None  # the broker setting has a default even where no Redis exists
     broker = _airflow_conf("celery", "broker_url")

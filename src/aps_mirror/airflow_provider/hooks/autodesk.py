@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import os
 import re
 from typing import Any
@@ -14,7 +15,7 @@ import requests
 from airflow.sdk import BaseHook
 from aps_mirror.airflow_provider.connections import get_connection_fields, mask
 from aps_mirror.airflow_provider.provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
-from aps_mirror.airflow_provider.token_persistence import AirflowTokenStore
+from aps_mirror.airflow_provider.token_persistence import AirflowTokenStore, deployment_redis_url
 from aps_mirror.aps.auth import TOKEN_PATH, SsaConnection
 from aps_mirror.aps.capabilities import all_essential_ok, validate
 from aps_mirror.aps.client import ApsClient
@@ -75,6 +76,10 @@ class AutodeskHook(BaseHook):
     def _build_client(self, conn: ApsConnection, retry_policy: RetryPolicy | None = None) -> ApsClient:
         # Only the 3-legged mode has a refresh chain to keep; the others mint tokens afresh.
         store = AirflowTokenStore(conn.conn_id) if conn.auth_mode is AuthMode.AUTHORIZATION_CODE else None
+        if conn.rate_budget_url is None and (shared := deployment_redis_url()):
+            # Mapped tasks run in many worker processes: one budget in the broker's Redis
+            # keeps them, together, within Autodesk's per-client limits.
+            conn = dataclasses.replace(conn, rate_budget_url=shared)
         transport = ApsTransport(conn, store, session=_masking_session(), retry_policy=retry_policy)
         return ApsClient(transport)
 
