@@ -13,25 +13,20 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator
 
-import psycopg2
 import pytest
 import redis
 import requests
 import yaml
 
 from aps_mirror.simulator import Simulator, SimulatorServer
+from tests.airflow_deployment import AIRFLOW, free_port, pg_admin, run_airflow, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 REDIS_DB = 11  # a database of its own on the shared Redis
 # The long-running Airflow services of docker-compose.yaml, run here as processes.
 SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
@@ -59,27 +54,17 @@ def compose_command(service: str) -> list[str]:
     return command.split() if isinstance(command, str) else list(command)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def _admin(sql: str) -> None:
-    conn = psycopg2.connect(**PG)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, s3_endpoint) -> Iterator[dict]:
     home = tmp_path_factory.mktemp("airflow-topology")
     database = f"aps_mirror_topology_{uuid.uuid4().hex[:8]}"
-    _admin(f"CREATE DATABASE {database}")
+    pg_admin(f"CREATE DATABASE {database}")
     redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
-    port = _free_port()
+    port = free_port()
     config_dir = home / "config"
     config_dir.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
@@ -107,12 +92,12 @@ def deployment(tmp_path_factory, s3_endpoint) -> Iterator[dict]:
     processes: list[subprocess.Popen] = []
     with SimulatorServer(Simulator(seed="demo", rate_scale=0)) as simulator:
         try:
-            _run(env, "db", "migrate")
-            _run(env, "pools", "set", "autodesk_api", "4", "APS API concurrency")
-            _run(env, "connections", "add", "autodesk_default", "--conn-json", json.dumps({
+            run_airflow(env, "db", "migrate")
+            run_airflow(env, "pools", "set", "autodesk_api", "4", "APS API concurrency")
+            run_airflow(env, "connections", "add", "autodesk_default", "--conn-json", json.dumps({
                 "conn_type": "autodesk", "host": simulator.base_url, "login": simulator.client_id,
                 "password": simulator.client_secret, "extra": {"auth_mode": "client_credentials"}}))
-            _run(env, "connections", "add", "aws_default", "--conn-json", json.dumps({
+            run_airflow(env, "connections", "add", "aws_default", "--conn-json", json.dumps({
                 "conn_type": "aws", "login": "topology-key", "password": "topology-secret",
                 "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}))
             for name in SERVICES:
@@ -121,7 +106,7 @@ def deployment(tmp_path_factory, s3_endpoint) -> Iterator[dict]:
                                                   stdout=log, stderr=subprocess.STDOUT,
                                                   start_new_session=True))
             base = f"http://127.0.0.1:{port}"
-            _wait(lambda: requests.get(f"{base}/api/v2/version", timeout=2).ok, 120, "api-server")
+            wait_until(lambda: requests.get(f"{base}/api/v2/version", timeout=2).ok, 120, "api-server")
             token = requests.post(f"{base}/auth/token", json={"username": user, "password": PASSWORD},
                                   timeout=10).json()["access_token"]
             api = requests.Session()
@@ -135,24 +120,11 @@ def deployment(tmp_path_factory, s3_endpoint) -> Iterator[dict]:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, 9)
-            _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
-def _run(env: dict, *args: str) -> None:
-    result = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
 
 
-def _wait(ready, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if ready():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"{what} was not ready within {seconds:.0f}s")
 
 
 def _component_logs(home: Path) -> str:
@@ -163,7 +135,7 @@ def _component_logs(home: Path) -> str:
 def test_celery_deployment_mirrors_the_demo_account(deployment, s3):
     api, base, simulator = deployment["api"], deployment["base"], deployment["simulator"]
     s3.create_bucket(Bucket=BUCKET)
-    _wait(lambda: api.get(f"{base}/api/v2/dags/aps_mirror", timeout=5).ok, 180, "the parsed aps_mirror DAG")
+    wait_until(lambda: api.get(f"{base}/api/v2/dags/aps_mirror", timeout=5).ok, 180, "the parsed aps_mirror DAG")
     # New DAGs start paused in this deployment (as in Airflow's official compose file).
     assert api.patch(f"{base}/api/v2/dags/aps_mirror", json={"is_paused": False}, timeout=10).ok
     # Unpausing also schedules the latest @daily interval; the manual run comes after it
@@ -176,7 +148,7 @@ def test_celery_deployment_mirrors_the_demo_account(deployment, s3):
         return api.get(runs_url, params={"order_by": "start_date"}, timeout=10).json()["dag_runs"]
 
     try:
-        _wait(lambda: all(r["state"] in ("success", "failed") for r in runs()), 600, "the DAG runs")
+        wait_until(lambda: all(r["state"] in ("success", "failed") for r in runs()), 600, "the DAG runs")
     except AssertionError:
         raise AssertionError("DAG runs did not finish\n" + _component_logs(deployment["home"])) from None
     finished = runs()
