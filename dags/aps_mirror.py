@@ -55,6 +55,15 @@ API_POOL = "autodesk_api"
             [], type="array", items={"type": "string"},
             description="Glob patterns on project name or id (e.g. 'Riverside*'); empty = all.",
         ),
+        "top_folders": Param(
+            [], type="array", items={"type": "string"},
+            description="Globs on top folder names, e.g. 'Project Files' or 'Plans'; empty = all "
+                        "but ACC's system folders.",
+        ),
+        "extensions": Param([], type="array", items={"type": "string"},
+                            description="Only files with these extensions (e.g. 'rvt'); empty = all."),
+        "max_file_size_mb": Param(None, type=["null", "number"], minimum=0,
+                                  description="Skip files larger than this many MiB; empty = no limit."),
         "dry_run": Param(False, type="boolean", description="Plan only: list what would be copied."),
         "full_walk": Param(False, type="boolean",
                            description="List every folder this run, ignoring unchanged rollups."),

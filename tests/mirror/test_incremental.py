@@ -175,3 +175,30 @@ def test_project_added_and_removed(simulator, aps, s3, bucket):
     entries = mirrored(s3, bucket)
     assert all(e["deleted_at"] for e in entries.values() if "/Harbor Bridge Retrofit/" in e["key"])
     assert_exact_mirror(simulator, s3, bucket)
+
+
+def test_filters_select_files_and_never_delete_what_they_leave_out(simulator, aps, s3, bucket):
+    sim = simulator.sim
+    pdfs = {f.item_id for f in sim.iter_files() if f.tip.name.lower().endswith(".pdf")}
+    only_pdf = run(aps, s3, bucket, extensions=("pdf",))
+    assert only_pdf.files_copied == len(pdfs) and only_pdf.files_excluded > 0
+    assert set(mirrored(s3, bucket)) == pdfs
+
+    everything = run(aps, s3, bucket)  # a wider filter walks everything again
+    assert everything.files_copied == len(list(sim.iter_files())) - len(pdfs)
+    assert_exact_mirror(simulator, s3, bucket)
+
+    # Narrowing the filters later excludes files; it does not delete them.
+    narrow = run(aps, s3, bucket, top_folders=("Project Files",), max_file_size=1024 * 1024,
+                 delete_policy=DeletePolicy.DELETE, max_delete=DeleteLimit(count=100))
+    assert narrow.files_deleted == 0 and narrow.files_copied == 0
+    assert_exact_mirror(simulator, s3, bucket)
+
+
+def test_top_folder_and_size_selection(simulator, aps, s3, bucket):
+    sim = simulator.sim
+    summary = run(aps, s3, bucket, top_folders=("Project Files",), max_file_size=1024 * 1024)
+    expected = {f.item_id for f in sim.iter_files()
+                if f.path and f.path[0] == "Project Files" and (f.tip.size or 0) <= 1024 * 1024}
+    assert set(mirrored(s3, bucket)) == expected
+    assert summary.files_copied == len(expected)

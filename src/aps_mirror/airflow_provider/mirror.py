@@ -42,6 +42,9 @@ def mirror_engine(params: Mapping[str, Any]) -> MirrorEngine:
         full_walk_days=float(params.get("full_walk_days", 7)),
         delete_policy=DeletePolicy(params.get("delete_policy", "keep")),
         max_delete=DeleteLimit.parse(params.get("max_delete", "10%")),
+        top_folders=tuple(params.get("top_folders") or ()),
+        extensions=tuple(params.get("extensions") or ()),
+        max_file_size=int(params["max_file_size_mb"] * 1024 * 1024) if params.get("max_file_size_mb") else None,
     )
     aps = AutodeskHook(params["autodesk_conn_id"]).get_conn()
     s3 = S3Hook(aws_conn_id=params["aws_conn_id"]).get_conn()

@@ -23,6 +23,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="autodesk", help="key prefix of the mirror (default: %(default)s)")
     parser.add_argument("--project", action="append", default=[], metavar="GLOB",
                         help="only projects whose name or id matches (repeatable)")
+    parser.add_argument("--top-folder", action="append", default=[], metavar="GLOB",
+                        help="only top folders whose name matches, e.g. 'Project Files' (repeatable; "
+                             "default: all but ACC's system folders)")
+    parser.add_argument("--extension", action="append", default=[], metavar="EXT",
+                        help="only files with this extension, e.g. rvt (repeatable)")
+    parser.add_argument("--exclude-extension", action="append", default=[], metavar="EXT",
+                        help="never files with this extension (repeatable)")
+    parser.add_argument("--max-file-size", type=parse_size, default=None, metavar="SIZE",
+                        help="skip files larger than this (bytes, or with K, M, G, T)")
     parser.add_argument("--workers", type=int, default=4, help="parallel transfers per project")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     parser.add_argument("--full-walk", action="store_true",
@@ -47,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
                           project_filter=tuple(args.project), workers=args.workers,
                           full_walk=args.full_walk, full_walk_days=args.full_walk_days,
                           delete_policy=DeletePolicy(args.delete_policy),
-                          max_delete=DeleteLimit.parse(args.max_delete))
+                          max_delete=DeleteLimit.parse(args.max_delete),
+                          top_folders=tuple(args.top_folder), extensions=tuple(args.extension),
+                          exclude_extensions=tuple(args.exclude_extension),
+                          max_file_size=args.max_file_size)
     engine = MirrorEngine(client, s3, config)
     listing_calls = dict(client.transport.counter.snapshot())
     projects = engine.list_projects()
@@ -74,6 +86,18 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{step['action']:<12} {step['size']:>12}  {step['key']}  ({step['reason']})")
         print(summary.format_text())
     return ExitCode.FAILED if summary.errors or summary.files_failed else ExitCode.OK
+
+
+def parse_size(text: str) -> int:
+    """`5G`, `200M`, `1024`: a size in bytes (binary multiples)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().removesuffix("B")
+    try:
+        if value and value[-1] in units:
+            return int(float(value[:-1]) * units[value[-1]])
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 5G, 200M or 1024") from None
 
 
 def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:

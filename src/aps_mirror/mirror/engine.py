@@ -6,6 +6,7 @@ Knows nothing of Airflow or the CLI; both drive it the same way:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -21,7 +22,8 @@ from aps_mirror.mirror.manifest import (FolderRecord, Manifest, ManifestEntry, M
 from aps_mirror.mirror.plan import Action, ActionKind, DeleteLimit, DeletePolicy, plan
 from aps_mirror.mirror.progress import Progress, human_bytes
 from aps_mirror.mirror.transfer import NotDownloadable, Transferred, copy_version, server_side_copy
-from aps_mirror.mirror.walk import Listing, ProjectRef, list_projects, matches_filter, walk_project
+from aps_mirror.mirror.walk import (Listing, ProjectRef, RemoteFile, list_projects, matches_filter,
+                                    walk_project)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,27 @@ class MirrorConfig:
     full_walk: bool = False  # list every folder this run, whatever the rollups say
     delete_policy: DeletePolicy = DeletePolicy.KEEP
     max_delete: DeleteLimit = field(default_factory=lambda: DeleteLimit(percent=10.0))
+    # Selection. Like rclone's filters, what is not selected is neither copied nor deleted.
+    top_folders: tuple[str, ...] = ()  # globs on top folder names; empty = all but ACC system ones
+    extensions: tuple[str, ...] = ()  # e.g. ("rvt", "dwg"); empty = every file
+    exclude_extensions: tuple[str, ...] = ()
+    max_file_size: int | None = None  # bytes
+
+    @property
+    def selection(self) -> str:
+        """The filters, as one string: pruned subtrees hide what a changed filter would select."""
+        return json.dumps([sorted(self.top_folders), sorted(e.casefold() for e in self.extensions),
+                           sorted(e.casefold() for e in self.exclude_extensions), self.max_file_size])
+
+    def selects(self, remote: RemoteFile) -> bool:
+        """Whether the file filters select this file (top folders are chosen by the walk)."""
+        extension = remote.version.name.rpartition(".")[2].casefold() if "." in remote.version.name else ""
+        if self.extensions and extension not in {e.lstrip(".").casefold() for e in self.extensions}:
+            return False
+        if extension and extension in {e.lstrip(".").casefold() for e in self.exclude_extensions}:
+            return False
+        size = remote.version.storage_size or 0
+        return self.max_file_size is None or size <= self.max_file_size
 
 
 @dataclass(kw_only=True)
@@ -53,6 +76,7 @@ class Counts:
     files_failed: int = 0
     files_unavailable: int = 0
     files_deleted: int = 0  # marked deleted (keep), trashed or removed, by the delete policy
+    files_excluded: int = 0  # listed but not selected by the file filters
     bytes_copied: int = 0
     folders_listed: int = 0
     folders_pruned: int = 0
@@ -66,7 +90,8 @@ class Counts:
 
 
 _SUMMED = ("files_listed", "files_copied", "files_renamed", "files_skipped", "files_failed",
-           "files_unavailable", "files_deleted", "bytes_copied", "folders_listed", "folders_pruned")
+           "files_unavailable", "files_deleted", "files_excluded", "bytes_copied", "folders_listed",
+           "folders_pruned")
 
 
 @dataclass(kw_only=True)
@@ -194,14 +219,18 @@ class MirrorEngine:
             self._abort_stale_uploads(project, started)
         full_walk = self._full_walk_due(manifest, project)
         listing = walk_project(self.client, project, manifest, parse_timestamp(manifest.root_rollup),
-                               full_walk=full_walk)
+                               full_walk=full_walk, top_folders=self.config.top_folders)
+        excluded = [f for f in listing.files if not self.config.selects(f)]
+        if excluded:
+            listing.files = [f for f in listing.files if self.config.selects(f)]
+            result.files_excluded = len(excluded)
         result.full_walk = listing.full_walk
         result.listing_complete = listing.complete
         result.errors += listing.errors
         result.folders_listed = listing.folders_listed
-        covered = self._covered_items(manifest, listing)
+        covered = self._covered_items(manifest, listing) | {f.item.id for f in excluded}
         result.folders_pruned = len(manifest.subtree(listing.pruned)) if listing.pruned else 0
-        result.files_listed = len(listing.files) + len(listing.unavailable)
+        result.files_listed = len(listing.files) + len(listing.unavailable) + len(excluded)
         result.files_unavailable = len(listing.unavailable)
         for item, reason in listing.unavailable:
             log.info("not downloadable: %s (%s)", item.name, reason)
@@ -234,7 +263,7 @@ class MirrorEngine:
             recheck = {folder_of[i] for i in retry_later if folder_of.get(i)}
             if result.deletes_refused:
                 recheck |= {manifest.items[i].folder_id for i in gone if manifest.items[i].folder_id}
-            self._record_walk(manifest, listing, project, recheck, result)
+            self._record_walk(manifest, listing, project, recheck, result, self.config.selection)
             self.manifests.save(manifest)
             self._finish_pending_deletes(manifest)
         after = Counter(counter.snapshot())
@@ -248,6 +277,8 @@ class MirrorEngine:
             return True
         if manifest.root_segments != [project.hub_segment, project.project_segment]:
             return True  # hub or project renamed: every key moves
+        if manifest.selection != self.config.selection:
+            return True  # other filters: pruned subtrees may hold newly selected files
         age = datetime.now(timezone.utc) - datetime.fromisoformat(manifest.last_full_walk)
         return age >= timedelta(days=self.config.full_walk_days)
 
@@ -256,7 +287,7 @@ class MirrorEngine:
         """Items the walk did not need to see: in pruned subtrees, or the whole project."""
         if listing.project_unchanged:
             return {i for i, e in manifest.items.items() if not e.deleted_at}
-        folders = manifest.subtree(listing.pruned)
+        folders = manifest.subtree(listing.pruned | listing.unwalked_tops)
         return {i for i, e in manifest.items.items() if e.folder_id in folders and not e.deleted_at}
 
     @staticmethod
@@ -387,7 +418,7 @@ class MirrorEngine:
     # -- remembering the walk ---------------------------------------------------------------
     @staticmethod
     def _record_walk(manifest: Manifest, listing: Listing, project: ProjectRef,
-                     recheck: set[str], result: ProjectResult) -> None:
+                     recheck: set[str], result: ProjectResult, selection: str) -> None:
         """Keep each folder's rollup for the next walk, except on the way to anything left to
         do (`recheck`): those folders must be listed again, so their rollup is forgotten."""
         dirty: set[str] = set()
@@ -410,6 +441,7 @@ class MirrorEngine:
         clean = not dirty and listing.complete and not result.files_failed and not result.deletes_refused
         manifest.root_rollup = _iso(listing.root_rollup) if clean else None
         manifest.root_segments = [project.hub_segment, project.project_segment]
+        manifest.selection = selection
         if listing.full_walk and listing.complete:
             manifest.last_full_walk = now_iso()
 

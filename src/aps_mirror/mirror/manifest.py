@@ -69,6 +69,7 @@ class Manifest:
     folders: dict[str, FolderRecord] = field(default_factory=dict)
     root_rollup: str | None = None
     root_segments: list[str] = field(default_factory=list)  # hub and project key segments
+    selection: str | None = None  # the filters of the last walk: a change means a full walk
     last_full_walk: str | None = None
     pending_deletes: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # item id -> why not mirrored
@@ -84,6 +85,7 @@ class Manifest:
             "updated_at": self.updated_at,
             "root_rollup": self.root_rollup,
             "root_segments": self.root_segments,
+            "selection": self.selection,
             "last_full_walk": self.last_full_walk,
             "pending_deletes": sorted(set(self.pending_deletes)),
             "unavailable": dict(sorted(self.unavailable.items())),
@@ -110,6 +112,7 @@ class Manifest:
                 folders={k: FolderRecord(**v) for k, v in (body.get("folders") or {}).items()},
                 root_rollup=body.get("root_rollup"),
                 root_segments=list(body.get("root_segments") or []),
+                selection=body.get("selection"),
                 last_full_walk=body.get("last_full_walk"),
                 pending_deletes=list(body.get("pending_deletes") or []),
                 unavailable=dict(body.get("unavailable") or {}),

@@ -91,6 +91,7 @@ class Listing:
     folders: dict[str, WalkedFolder] = field(default_factory=dict)
     pruned: set[str] = field(default_factory=set)
     root_rollup: datetime | None = None
+    unwalked_tops: set[str] = field(default_factory=set)  # top folders left out by selection
     project_unchanged: bool = False  # the root's rollup had not moved: nothing was listed
     full_walk: bool = False
     folders_listed: int = 0
@@ -133,13 +134,14 @@ def list_projects(client: ApsClient, project_filter: tuple[str, ...] = ()) -> li
 
 
 def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None = None,
-                 known_root_rollup: datetime | None = None, full_walk: bool = True) -> Listing:
+                 known_root_rollup: datetime | None = None, full_walk: bool = True,
+                 top_folders: tuple[str, ...] = ()) -> Listing:
     """List a project's current files, descending only where something changed.
 
     Without `known` (or with `full_walk`) every folder is listed. Otherwise the root folder's
     rollup is checked first (one call for an unchanged project), then each folder whose
     rollup and path are what the manifest recorded is pruned with its whole subtree.
-    ACC system folders are left out.
+    ACC system folders are left out, and so are top folders `top_folders` (globs) does not name.
     """
     listing = Listing(full_walk=full_walk or known is None)
     prune = not listing.full_walk
@@ -154,9 +156,11 @@ def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None
         return listing
 
     tops = client.top_folders(project.hub_id, project.project_id)
-    selected = [f for f in tops if not f.hidden and not _ACC_SYSTEM_FOLDERS.match(f.name)]
+    selected = [f for f in tops if not f.hidden and not _ACC_SYSTEM_FOLDERS.match(f.name)
+                and matches_filter(top_folders, f.name)]
     for skipped in set(tops) - set(selected):
-        log.debug("skip top folder %r of %s: ACC system or hidden folder", skipped.name, project.label)
+        log.debug("skip top folder %r of %s: not selected, ACC system or hidden", skipped.name, project.label)
+    listing.unwalked_tops = {f.id for f in tops} - {f.id for f in selected}
     segments = assign_segments([(f.id, f.name) for f in selected])
     stack = [(f, (f.name,), (segments[f.id],), None) for f in selected]
     while stack:
