@@ -63,6 +63,17 @@ def wait_until(ready: Callable[[], Any], seconds: float, what: str) -> None:
     raise AssertionError(f"{what} was not ready within {seconds:.0f}s")
 
 
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """Ask each component to stop, then kill what is still running after 30 s."""
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
 def api_session(base: str, user: str, password: str) -> requests.Session:
     token = requests.post(f"{base}/auth/token", json={"username": user, "password": password},
                           timeout=10).json()["access_token"]
@@ -176,11 +187,5 @@ def airflow_deployment(home: Path, dags_folder: Path, *, executor: str = "LocalE
         yield Deployment(home=home, base=base, env=env, password=password,
                          api=api_session(base, USER, password))
     finally:
-        for proc in processes:
-            proc.terminate()
-        for proc in processes:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+        stop_processes(processes)
         pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

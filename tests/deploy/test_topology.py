@@ -24,7 +24,8 @@ import requests
 import yaml
 
 from aps_mirror.simulator import Simulator, SimulatorServer
-from tests.airflow_deployment import AIRFLOW, free_port, pg_admin, run_airflow, wait_until
+from tests.airflow_deployment import (AIRFLOW, api_session, free_port, pg_admin, run_airflow,
+                                      stop_processes, wait_until)
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_DB = 11  # a database of its own on the shared Redis
@@ -107,19 +108,9 @@ def deployment(tmp_path_factory, s3_endpoint) -> Iterator[dict]:
                                                   start_new_session=True))
             base = f"http://127.0.0.1:{port}"
             wait_until(lambda: requests.get(f"{base}/api/v2/version", timeout=2).ok, 120, "api-server")
-            token = requests.post(f"{base}/auth/token", json={"username": user, "password": PASSWORD},
-                                  timeout=10).json()["access_token"]
-            api = requests.Session()
-            api.headers["Authorization"] = f"Bearer {token}"
-            yield {"api": api, "base": base, "simulator": simulator, "home": home}
+            yield {"api": api_session(base, user, PASSWORD), "base": base, "simulator": simulator, "home": home}
         finally:
-            for proc in processes:
-                proc.terminate()
-            for proc in processes:
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, 9)
+            stop_processes(processes)
             pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
