@@ -84,3 +84,17 @@ def test_tree_shows_the_mirror_with_sizes(simulator, bucket, env):
     assert "Riverside Tower/" in result.stdout and "Drone Gimbal/" in result.stdout
     assert "_aps_mirror" not in result.stdout
     assert f"{len(list(simulator.sim.iter_files()))} files" in result.stdout
+
+
+def test_validate_works_with_a_secure_service_account(simulator, env):
+    account = simulator.sim.add_service_account()
+    env["AIRFLOW_CONN_AUTODESK_SSA"] = json.dumps({
+        "conn_type": "autodesk", "host": simulator.base_url, "login": simulator.client_id,
+        "password": simulator.client_secret,
+        "extra": {"auth_mode": "ssa", "scopes": "data:read user-profile:read",
+                  "service_account_id": account.service_account_id,
+                  "private_key": account.private_key_pem, "private_key_id": account.kid}})
+    result = cli("validate", "--conn-id", "autodesk_ssa", "--json", env=env)
+    assert result.returncode == 0, result.stderr + result.stdout
+    checks = {c["capability"]: c for c in json.loads(result.stdout)}
+    assert checks["user profile"]["ok"] and all(c["ok"] for c in checks.values())

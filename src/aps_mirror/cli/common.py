@@ -7,6 +7,7 @@ import sys
 from enum import IntEnum
 from typing import Any
 
+from aps_mirror.aps.auth import SsaConnection
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.connection import ApsConnection, AuthMode, S3Settings, lookup_connection
@@ -29,7 +30,8 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
 
 
 def aps_client(conn_id: str) -> ApsClient:
-    connection = ApsConnection.from_fields(lookup_connection(conn_id))
+    # The same parsing as the Airflow hook: an `ssa` connection carries its key fields too.
+    connection = SsaConnection.from_fields(lookup_connection(conn_id))
     return ApsClient(ApsTransport(connection, token_store_for(connection)))
 
 
