@@ -128,7 +128,7 @@ def test_racing_runs_cannot_lose_an_update(simulator, aps, s3, bucket):
     engine.sync_project(project)
     first = engine.manifests.load(project)
     second = engine.manifests.load(project)
-    first.unavailable["urn:example"] = "changed by the first run"
+    first.unavailable["urn:example"] = {"reason": "changed by the first run"}
     engine.manifests.save(first)
     with pytest.raises(ManifestConflict, match="run again"):
         engine.manifests.save(second)

@@ -75,6 +75,9 @@ class Version:
     file_type: str | None
     last_modified: datetime | None
     extension_type: str | None
+    create_time: datetime | None = None
+    create_user: str | None = None  # createUserName
+    last_modified_user: str | None = None  # lastModifiedUserName
 
     @classmethod
     def from_resource(cls, res: dict[str, Any]) -> Version:
@@ -92,6 +95,9 @@ class Version:
             file_type=attrs.get("fileType"),
             last_modified=parse_timestamp(attrs.get("lastModifiedTime")),
             extension_type=_extension_type(attrs),
+            create_time=parse_timestamp(attrs.get("createTime")),
+            create_user=attrs.get("createUserName"),
+            last_modified_user=attrs.get("lastModifiedUserName"),
         )
 
     @property
@@ -113,6 +119,8 @@ class Item:
     extension_type: str | None
     tip_version_id: str | None
     tip: Version | None  # from the folder listing's `included`, when present
+    create_time: datetime | None = None  # when the first version was created
+    create_user: str | None = None
 
     @classmethod
     def from_resource(cls, res: dict[str, Any], included: dict[str, Version]) -> Item:
@@ -127,6 +135,8 @@ class Item:
             extension_type=_extension_type(attrs),
             tip_version_id=tip_id,
             tip=included.get(tip_id) if tip_id else None,
+            create_time=parse_timestamp(attrs.get("createTime")),
+            create_user=attrs.get("createUserName"),
         )
 
 

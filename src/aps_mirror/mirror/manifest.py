@@ -48,6 +48,18 @@ class ManifestEntry:
     copied_at: str | None = None
     deleted_at: str | None = None  # no longer listed in Autodesk (delete policy `keep`)
     folder_id: str | None = None
+    # Autodesk's metadata, for the catalog (absent in manifests written before it existed).
+    name: str | None = None
+    file_type: str | None = None
+    created_at: str | None = None  # the item's first version
+    created_by: str | None = None
+    modified_at: str | None = None  # this version
+    modified_by: str | None = None
+    reserved: bool = False  # locked in Autodesk
+    # Versions mirrored before this one, oldest first: {version_id, version_number, size,
+    # sha1, key, source_path, modified_at, copied_at, superseded_at}. Their objects are gone
+    # (replaced at the same key, or removed) unless versions=all keeps them.
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +77,7 @@ class Manifest:
     hub_id: str
     project_id: str
     project_name: str
+    hub_name: str = ""
     items: dict[str, ManifestEntry] = field(default_factory=dict)
     folders: dict[str, FolderRecord] = field(default_factory=dict)
     root_rollup: str | None = None
@@ -72,7 +85,9 @@ class Manifest:
     selection: str | None = None  # the filters of the last walk: a change means a full walk
     last_full_walk: str | None = None
     pending_deletes: list[str] = field(default_factory=list)
-    unavailable: dict[str, str] = field(default_factory=dict)  # item id -> why not mirrored
+    # item id -> {reason, source_path, version_id, version_number, since}: listed but not
+    # mirrored (not downloadable, or the copy failed); retried every run.
+    unavailable: dict[str, dict[str, Any]] = field(default_factory=dict)
     updated_at: str | None = None
     etag: str | None = field(default=None, repr=False)  # as read; None for a new manifest
 
@@ -82,6 +97,7 @@ class Manifest:
             "hub_id": self.hub_id,
             "project_id": self.project_id,
             "project_name": self.project_name,
+            "hub_name": self.hub_name,
             "updated_at": self.updated_at,
             "root_rollup": self.root_rollup,
             "root_segments": self.root_segments,
@@ -108,6 +124,7 @@ class Manifest:
                 hub_id=body["hub_id"],
                 project_id=body["project_id"],
                 project_name=body.get("project_name", ""),
+                hub_name=body.get("hub_name", ""),
                 items={k: ManifestEntry(**v) for k, v in body["items"].items()},
                 folders={k: FolderRecord(**v) for k, v in (body.get("folders") or {}).items()},
                 root_rollup=body.get("root_rollup"),
@@ -115,7 +132,8 @@ class Manifest:
                 selection=body.get("selection"),
                 last_full_walk=body.get("last_full_walk"),
                 pending_deletes=list(body.get("pending_deletes") or []),
-                unavailable=dict(body.get("unavailable") or {}),
+                unavailable={k: v if isinstance(v, dict) else {"reason": v}
+                             for k, v in (body.get("unavailable") or {}).items()},
                 updated_at=body.get("updated_at"),
                 etag=etag,
             )
@@ -176,7 +194,7 @@ class ManifestStore:
             answer = self.s3.get_object(Bucket=self.bucket, Key=key)
         except self.s3.exceptions.NoSuchKey:
             log.info("no manifest yet for %s: every file will be copied", project.label)
-            return Manifest(project.hub_id, project.project_id, project.project_name)
+            return Manifest(project.hub_id, project.project_id, project.project_name, project.hub_name)
         return Manifest.from_json(answer["Body"].read(), f"s3://{self.bucket}/{key}", answer.get("ETag"))
 
     def load_all(self) -> list[Manifest]:

@@ -1,0 +1,1 @@
+"""The catalog: the mirror's metadata as Parquet tables next to it, for analysts and operators."""
