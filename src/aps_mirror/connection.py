@@ -125,9 +125,12 @@ class S3Settings:
     def client(self) -> Any:
         """A boto3 S3 client for these settings."""
         import boto3  # boto3 import is slow; only pay for it when S3 is used
+        from botocore.config import Config
 
         return boto3.client(
             "s3",
+            # Parallel copies x ranged parts in flight exceed botocore's default pool of 10.
+            config=Config(max_pool_connections=32),
             endpoint_url=self.endpoint_url,
             region_name=self.region_name or "us-east-1",
             aws_access_key_id=self.aws_access_key_id,

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.adapters
 
 from aps_mirror.aps import endpoints
 from aps_mirror.aps.auth import BearerAuth, TokenProvider, TokenStore
@@ -22,6 +23,9 @@ from aps_mirror.errors import ApiError, RateLimited
 log = logging.getLogger(__name__)
 
 USER_AGENT = "aps-mirror/0.1 (+https://github.com/aps-mirror/aps-mirror)"
+
+
+POOL_SIZE = 32  # connections kept per host
 
 
 class CallCounter:
@@ -44,6 +48,11 @@ class CallCounter:
         with self._lock:
             return dict(sorted(self.calls.items()))
 
+    def throttled_snapshot(self) -> dict[str, int]:
+        """Requests answered 429, per endpoint class."""
+        with self._lock:
+            return dict(sorted(self.throttled.items()))
+
 
 class ApsTransport:
     """Sends requests to APS with a valid token, retrying what is worth retrying."""
@@ -62,6 +71,10 @@ class ApsTransport:
         self.base_url = connection.base_url.rstrip("/")
         self.counter = CallCounter()
         self.session = session or requests.Session()
+        # Project workers x ranged parts in flight exceed requests' default pool of 10.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
         self.retry_policy = retry_policy or RetryPolicy()
         self.timeout = timeout

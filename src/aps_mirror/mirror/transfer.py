@@ -1,21 +1,30 @@
 """Transferring: stream one version from its signed URL into S3 with bounded memory.
 
 Small files go up in one PUT; larger ones as a multipart upload whose parts are sent as
-they arrive. Either way the object appears at its key only once every byte arrived and
-matched Autodesk's size (and SHA-1 when given): a failed transfer leaves nothing behind.
+they arrive. Big files of known size (Revit models run to several GB) are fetched as byte
+ranges in parallel, each range uploaded as its own part and retried alone when it fails.
+Either way the object appears at its key only once every byte arrived and matched
+Autodesk's size (and SHA-1 when given): a failed transfer leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from itertools import islice
+from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 import requests
 
+from aps_mirror.aps import endpoints
 from aps_mirror.aps.client import ApsClient
+from aps_mirror.aps.retry import RETRYABLE_STATUSES
 from aps_mirror.errors import ApiError, TransferError
 from aps_mirror.mirror.walk import RemoteFile
 
@@ -24,6 +33,15 @@ log = logging.getLogger(__name__)
 PART_SIZE = 8 * 1024 * 1024  # S3 needs >= 5 MiB per part; 8 MiB bounds memory per transfer
 READ_CHUNK = 1024 * 1024
 ATTEMPTS = 3
+RANGED_THRESHOLD = 64 * 1024 * 1024  # from here on, parallel ranges beat one GET's throughput
+PARTS_IN_FLIGHT = 4  # ranges fetched at once per file; memory is PARTS_IN_FLIGHT x part size
+PART_ATTEMPTS = 4  # tries per byte range before the whole file counts as failed
+MAX_PARTS = 10_000  # S3's limit per multipart upload
+
+# Part failures worth another try: an expired or refused signed URL (403, signed again) and
+# the transient statuses the transport already retried on its own.
+_PART_RETRY_STATUSES = RETRYABLE_STATUSES | {403}
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
 class NotDownloadable(Exception):
@@ -48,38 +66,47 @@ def object_metadata(remote: RemoteFile) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How to move the bytes: when to switch to parallel ranges, how big and how many at once."""
+
+    ranged_threshold: int
+    part_size: int
+    parts_in_flight: int
+
+
 def copy_version(client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile,
                  on_bytes: Callable[[int], None] = lambda n: None,
-                 mirrored: tuple[str, int, str | None] | None = None) -> Transferred:
+                 mirrored: tuple[str, int, str | None] | None = None, *,
+                 ranged_threshold: int = RANGED_THRESHOLD, part_size: int = PART_SIZE,
+                 parts_in_flight: int = PARTS_IN_FLIGHT) -> Transferred:
     """Copy a file version to s3://bucket/key, retrying with a fresh signed URL.
 
     `mirrored` is (key, size, sha1) of the item's bytes already in the mirror: when Autodesk's
     size and SHA-1 for the new version match them (a rename adds a version with the same
-    content), the object is copied inside S3 instead of downloaded again.
+    content), the object is copied inside S3 instead of downloaded again. Files of known size
+    at or above `ranged_threshold` are fetched as `parts_in_flight` parallel byte ranges of
+    `part_size`; `on_bytes` may then be called from several threads.
     """
+    plan = _Plan(ranged_threshold, part_size, max(1, parts_in_flight))
     last_error: Exception | None = None
     for attempt in range(1, ATTEMPTS + 1):
-        sent = 0
-
-        def count(n: int) -> None:
-            nonlocal sent
-            sent += n
-            on_bytes(n)
-
+        reported = _Tally(on_bytes)
         try:
-            return _copy_once(client, s3, bucket, key, remote, count, mirrored)
+            return _copy_once(client, s3, bucket, key, remote, reported, mirrored, plan)
         except (TransferError, requests.RequestException, ApiError) as exc:
+            reported.take_back()  # the progress counted bytes that will be sent again, or never
             if isinstance(exc, ApiError) and exc.status in (400, 401, 404):
                 raise
             last_error = exc
-            on_bytes(-sent)  # the progress counted bytes that will be sent again
             log.warning("copy of %s failed (attempt %d/%d): %s", remote.source_path, attempt,
                         ATTEMPTS, exc)
     raise TransferError(f"could not copy {remote.source_path} after {ATTEMPTS} attempts: {last_error}")
 
 
 def _copy_once(client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile,
-               on_bytes: Callable[[int], None], mirrored: tuple[str, int, str | None] | None) -> Transferred:
+               on_bytes: Callable[[int], None], mirrored: tuple[str, int, str | None] | None,
+               plan: _Plan) -> Transferred:
     signed = client.signed_download(remote.version)
     expected_size = signed.size if signed.size is not None else remote.version.storage_size
     if mirrored is not None and signed.sha1 and mirrored[2] == signed.sha1.lower() \
@@ -90,6 +117,27 @@ def _copy_once(client: ApsClient, s3: Any, bucket: str, key: str, remote: Remote
     if signed.status != "complete" or not signed.url:
         raise NotDownloadable(f"Autodesk offers this version as {signed.status!r} storage, "
                               "not as one downloadable object")
+    url = signed.url
+    if expected_size and expected_size >= plan.ranged_threshold:  # 0 bytes: nothing to range
+        ranged_bytes = _Tally(on_bytes)
+        copy = _RangedCopy(client, s3, bucket, key, remote, url, expected_size, signed.sha1,
+                           ranged_bytes, _part_size_for(expected_size, plan.part_size), plan.parts_in_flight)
+        try:
+            return copy.run()
+        except _RangeIgnored:
+            log.info("the signed URL of %s ignores Range requests; streaming it in one GET instead",
+                     remote.source_path)
+            ranged_bytes.take_back()
+            url = copy.url  # possibly signed again meanwhile
+    part_size = _part_size_for(expected_size or 0, plan.part_size)
+    return _copy_streaming(client, s3, bucket, key, remote, url, expected_size, signed.sha1,
+                           on_bytes, part_size)
+
+
+def _copy_streaming(client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile, url: str,
+                    expected_size: int | None, expected_sha1: str | None,
+                    on_bytes: Callable[[int], None], part_size: int) -> Transferred:
+    """One GET streamed into a PUT (small) or a multipart upload sent part by part."""
     digest = hashlib.sha1()
     size = 0
     buffer = bytearray()
@@ -97,22 +145,19 @@ def _copy_once(client: ApsClient, s3: Any, bucket: str, key: str, remote: Remote
     parts: list[dict[str, Any]] = []
     metadata = object_metadata(remote)
     try:
-        with client.open_signed_url(signed.url) as response:
+        with client.open_signed_url(url) as response:
             for chunk in response.iter_content(READ_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
                 buffer += chunk
                 on_bytes(len(chunk))
-                if len(buffer) >= PART_SIZE:
+                if len(buffer) >= part_size:
                     if upload_id is None:
                         upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)["UploadId"]
                     parts.append(_upload_part(s3, bucket, key, upload_id, len(parts) + 1, bytes(buffer)))
                     buffer.clear()
         sha1 = digest.hexdigest()
-        if expected_size is not None and size != expected_size:
-            raise TransferError(f"{remote.source_path}: received {size} bytes, Autodesk said {expected_size}")
-        if signed.sha1 and signed.sha1.lower() != sha1:
-            raise TransferError(f"{remote.source_path}: SHA-1 {sha1} does not match Autodesk's {signed.sha1}")
+        _verify(remote, size, sha1, expected_size, expected_sha1)
         if upload_id is None:
             s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), Metadata=metadata)
         else:
@@ -123,16 +168,259 @@ def _copy_once(client: ApsClient, s3: Any, bucket: str, key: str, remote: Remote
             upload_id = None
         return Transferred(size, sha1)
     finally:
-        if upload_id is not None:  # never leave invisible, billable parts behind
+        if upload_id is not None:
+            _abort_quietly(s3, bucket, key, upload_id)
+
+
+# -- ranged parallel parts ----------------------------------------------------------------------
+
+class _RangeIgnored(Exception):
+    """The signed URL answered a Range request with the whole body (HTTP 200)."""
+
+
+class _Cancelled(Exception):
+    """Another part failed for good; this one stopped early."""
+
+
+class _ShortBody(TransferError):
+    """A range arrived with fewer bytes than asked (the connection was cut)."""
+
+
+@dataclass
+class _Part:
+    entry: dict[str, Any]  # PartNumber + ETag, for complete_multipart_upload
+    body: bytes | bytearray  # kept only until hashed in order
+
+
+class _RangedCopy:
+    """One file as parallel byte ranges, each uploaded as a part the moment it arrives.
+
+    A sliding window of `parts_in_flight` ranges is consumed in order, so the SHA-1 of the
+    whole file is computed as it would be from one stream while at most `parts_in_flight`
+    parts are in memory. A failed range is fetched again alone; a 403 (expired signed URL)
+    makes the first worker to see it sign again and the others reuse that URL.
+    """
+
+    def __init__(self, client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile, url: str,
+                 size: int, expected_sha1: str | None, on_bytes: Callable[[int], None],
+                 part_size: int, parts_in_flight: int) -> None:
+        self.client, self.s3, self.bucket, self.key, self.remote = client, s3, bucket, key, remote
+        self.url = url  # the current signed URL; replaced under _lock when it expires
+        self.size = size
+        self.expected_sha1 = expected_sha1
+        self.on_bytes = on_bytes
+        self.part_size = part_size
+        self.parts_in_flight = parts_in_flight
+        self._lock = threading.Lock()  # guards url and _failure
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None  # the first part that failed for good
+        self._upload_id = ""
+
+    def run(self) -> Transferred:
+        """Fetch, upload, hash and verify every part, then complete; abort on any failure."""
+        self._upload_id = self.s3.create_multipart_upload(
+            Bucket=self.bucket, Key=self.key, Metadata=object_metadata(self.remote))["UploadId"]
+        completed = False
+        try:
+            sha1, size, parts = self._transfer_parts()
+            _verify(self.remote, size, sha1, self.size, self.expected_sha1)
+            self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+                                              MultipartUpload={"Parts": parts})
+            completed = True
+            return Transferred(size, sha1)
+        finally:
+            if not completed:  # workers have all stopped here, so no part lands after the abort
+                _abort_quietly(self.s3, self.bucket, self.key, self._upload_id)
+
+    def _transfer_parts(self) -> tuple[str, int, list[dict[str, Any]]]:
+        """(SHA-1, bytes, part entries) of every range, hashed in order as the window slides."""
+        digest = hashlib.sha1()
+        size = 0
+        entries: list[dict[str, Any]] = []
+        spans = enumerate(_byte_ranges(self.size, self.part_size), start=1)
+        with ThreadPoolExecutor(max_workers=self.parts_in_flight, thread_name_prefix="aps-part") as pool:
+            window: deque[Future[_Part]] = deque(
+                pool.submit(self._run_part, number, start, end)
+                for number, (start, end) in islice(spans, self.parts_in_flight))
             try:
-                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except Exception as exc:  # the original error matters more
-                log.warning("could not abort multipart upload of %s: %s", key, exc)
+                while window:
+                    part = self._result(window.popleft())
+                    digest.update(part.body)
+                    size += len(part.body)
+                    entries.append(part.entry)
+                    del part  # drop the bytes before fetching another range: memory stays bounded
+                    for number, (start, end) in islice(spans, 1):
+                        window.append(pool.submit(self._run_part, number, start, end))
+            except BaseException:
+                self._stop.set()
+                for future in window:
+                    future.cancel()
+                raise
+        return digest.hexdigest(), size, entries
+
+    def _result(self, future: Future[_Part]) -> _Part:
+        try:
+            return future.result()
+        except _Cancelled:
+            # This part only stopped because another one failed: report that one's reason.
+            raise self._failure or TransferError(f"{self.remote.source_path}: transfer cancelled") from None
+
+    def _run_part(self, number: int, start: int, end: int) -> _Part:
+        try:
+            return self._part(number, start, end)
+        except _Cancelled:
+            raise
+        except BaseException as exc:
+            with self._lock:
+                self._failure = self._failure or exc
+            self._stop.set()  # no use fetching more of a file that will be aborted
+            raise
+
+    def _part(self, number: int, start: int, end: int) -> _Part:
+        """Fetch bytes start..end and upload them as part `number`, retrying this range alone."""
+        for attempt in range(1, PART_ATTEMPTS + 1):
+            self._check_running()
+            url = self.url
+            attempt_bytes = _Tally(self.on_bytes)
+            try:
+                body = self._fetch(url, start, end, attempt_bytes)
+                self._check_running()
+                entry = _upload_part(self.s3, self.bucket, self.key, self._upload_id, number, body)
+                return _Part(entry, body)
+            except (_RangeIgnored, _Cancelled):
+                attempt_bytes.take_back()
+                raise
+            except (requests.RequestException, ApiError, _ShortBody) as exc:
+                attempt_bytes.take_back()  # these bytes will be counted again by the next try
+                if isinstance(exc, ApiError) and exc.status not in _PART_RETRY_STATUSES:
+                    raise
+                if attempt == PART_ATTEMPTS:
+                    raise TransferError(
+                        f"{self.remote.source_path}: bytes {start}-{end} failed {PART_ATTEMPTS} times "
+                        f"(last: {exc}); the whole file will be tried again") from exc
+                log.warning("bytes %d-%d of %s failed (attempt %d/%d), fetching them again: %s",
+                            start, end, self.remote.source_path, attempt, PART_ATTEMPTS, exc)
+                if isinstance(exc, ApiError) and exc.status == 403:
+                    self._sign_again(url)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _fetch(self, url: str, start: int, end: int, on_bytes: Callable[[int], None]) -> bytearray:
+        """The bytes start..end (inclusive) of the signed URL, all of them or an error."""
+        wanted = end - start + 1
+        body = bytearray()
+        with _open_range(self.client, url, start, end) as response:
+            _check_partial(response, start, end, self.size)
+            for chunk in response.iter_content(READ_CHUNK):
+                self._check_running()
+                body += chunk
+                on_bytes(len(chunk))
+                if len(body) > wanted:  # a server ignoring the announced range: keep memory bounded
+                    raise TransferError(f"{self.remote.source_path}: bytes {start}-{end} arrived as more "
+                                        f"than the {wanted} bytes asked; run again")
+        if len(body) != wanted:
+            raise _ShortBody(f"{self.remote.source_path}: bytes {start}-{end} arrived as {len(body)} "
+                             f"of {wanted} bytes (connection cut)")
+        return body
+
+    def _sign_again(self, stale_url: str) -> None:
+        """Replace an expired signed URL, unless another part already did since `stale_url`
+        was handed out: every worker hitting the same expiry causes one signing, not one each."""
+        with self._lock:
+            if self.url != stale_url:
+                return
+            signed = self.client.signed_download(self.remote.version)
+            if signed.status != "complete" or not signed.url:
+                raise NotDownloadable(f"Autodesk now offers this version as {signed.status!r} storage, "
+                                      "not as one downloadable object")
+            self.url = signed.url
+
+    def _check_running(self) -> None:
+        if self._stop.is_set():
+            raise _Cancelled()
 
 
-def _upload_part(s3: Any, bucket: str, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+def _open_range(client: ApsClient, url: str, start: int, end: int) -> requests.Response:
+    """Stream bytes start..end of a signed URL: like ApsClient.open_signed_url, no APS auth
+    header, counted and budgeted as a signed URL download, but with a closed range."""
+    return client.transport.request("GET", url, headers={"Range": f"bytes={start}-{end}"},
+                                    authenticated=False, stream=True,
+                                    endpoint=endpoints.SIGNED_URL_DOWNLOAD)
+
+
+def _check_partial(response: requests.Response, start: int, end: int, size: int) -> None:
+    """Accept only a 206 carrying exactly the range asked of an object of `size` bytes."""
+    if response.status_code == 200:
+        raise _RangeIgnored()
+    if response.status_code != 206:
+        raise TransferError(f"asked for bytes {start}-{end}, the signed URL answered HTTP "
+                            f"{response.status_code}; run again, and report it if it persists")
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+    if match is None or (int(match[1]), int(match[2])) != (start, end) or match[3] not in (str(size), "*"):
+        raise TransferError(f"asked for bytes {start}-{end} of {size}, the signed URL answered "
+                            f"Content-Range {response.headers.get('Content-Range')!r}; the object "
+                            "changed size or a proxy rewrote the range: run again")
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) != end - start + 1:
+        raise TransferError(f"asked for {end - start + 1} bytes ({start}-{end}), the signed URL "
+                            f"announced {length}; run again")
+
+
+def _byte_ranges(size: int, part_size: int) -> Iterator[tuple[int, int]]:
+    """Inclusive (start, end) of each part of a `size`-byte object."""
+    for start in range(0, size, part_size):
+        yield start, min(start + part_size, size) - 1
+
+
+def _part_size_for(size: int, part_size: int) -> int:
+    """`part_size`, grown in whole MiB if the file would need more than S3's 10,000 parts."""
+    least = -(-size // MAX_PARTS)
+    mib = 1024 * 1024
+    return max(part_size, -(-least // mib) * mib)
+
+
+# -- shared ---------------------------------------------------------------------------------------
+
+class _Tally:
+    """Forwards byte counts to `on_bytes` (from any thread) and keeps their net sum, so a
+    failed attempt can take back exactly the progress it reported."""
+
+    def __init__(self, on_bytes: Callable[[int], None]) -> None:
+        self._on_bytes = on_bytes
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def __call__(self, n: int) -> None:
+        with self._lock:
+            self.total += n
+        self._on_bytes(n)
+
+    def take_back(self) -> None:
+        with self._lock:
+            n, self.total = self.total, 0
+        if n:
+            self._on_bytes(-n)
+
+
+def _verify(remote: RemoteFile, size: int, sha1: str, expected_size: int | None,
+            expected_sha1: str | None) -> None:
+    if expected_size is not None and size != expected_size:
+        raise TransferError(f"{remote.source_path}: received {size} bytes, Autodesk said {expected_size}")
+    if expected_sha1 and expected_sha1.lower() != sha1:
+        raise TransferError(f"{remote.source_path}: SHA-1 {sha1} does not match Autodesk's {expected_sha1}")
+
+
+def _upload_part(s3: Any, bucket: str, key: str, upload_id: str, number: int,
+                 body: bytes | bytearray) -> dict[str, Any]:
     answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
     return {"PartNumber": number, "ETag": answer["ETag"]}
+
+
+def _abort_quietly(s3: Any, bucket: str, key: str, upload_id: str) -> None:
+    """Abort a multipart upload: never leave invisible, billable parts behind."""
+    try:
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except Exception as exc:  # the original error matters more
+        log.warning("could not abort multipart upload of %s: %s", key, exc)
 
 
 def server_side_copy(s3: Any, bucket: str, source_key: str, key: str, remote: RemoteFile) -> None:

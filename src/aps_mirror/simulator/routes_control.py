@@ -92,8 +92,11 @@ def register(app: FastAPI, sim: Simulator) -> None:
             sim.reuse_detection = bool(b["reuse_detection"])
         if "unreachable_regions" in b:
             sim.unreachable_regions = {str(r) for r in b["unreachable_regions"]}
+        if "honor_range" in b:
+            sim.honor_range = bool(b["honor_range"])
         return {"rate_limit_headers": sim.rate_limit_headers, "reuse_detection": sim.reuse_detection,
-                "unreachable_regions": sorted(sim.unreachable_regions), "rate_scale": sim.rate_scale}
+                "unreachable_regions": sorted(sim.unreachable_regions), "rate_scale": sim.rate_scale,
+                "honor_range": sim.honor_range}
 
     post("/_sim/rate-scale", rate_scale)
     post("/_sim/switches", switches)

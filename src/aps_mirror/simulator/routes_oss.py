@@ -98,7 +98,7 @@ def register(app: FastAPI, sim: Simulator) -> None:
             first, _, last = part.partition("-")
             start, end, status = int(first), int(last), 200
         else:
-            span = _range(request.headers.get("range"), size)
+            span = _range(request.headers.get("range"), size) if sim.honor_range else None
             if span is None:
                 start, end, status = 0, size - 1, 200
             elif span == "unsatisfiable":

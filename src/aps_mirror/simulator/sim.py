@@ -57,6 +57,7 @@ class Simulator:
         self.unreachable_regions: set[str] = set()
         self.download_statuses: dict[str, str] = {}  # object key -> chunked | fallback
         self.chunk_size = 5 * 1024 * 1024
+        self.honor_range = True  # False: signed URLs answer Range with the whole body, as some proxies do
         self.users: dict[str, User] = {u.user_id: u for u in (DEMO_USER, VIEWER_USER)}
         self.restricted_users: set[str] = {VIEWER_USER.user_id}
         self._churns = 0
