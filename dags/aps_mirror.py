@@ -51,17 +51,34 @@ API_POOL = "autodesk_api"
     params={
         "bucket": Param(BUCKET, type="string", minLength=3, description="S3 bucket to mirror into."),
         "prefix": Param(PREFIX, type="string", description="Key prefix inside the bucket."),
+        "hub_filter": Param(
+            [], type="array", items={"type": "string"},
+            description="Globs on hub name or id (with or without 'b.'); empty = every hub.",
+        ),
+        "exclude_hubs": Param(
+            [], type="array", items={"type": "string"},
+            description="Globs on hub name or id never to mirror (wins over hub_filter).",
+        ),
         "project_filter": Param(
             [], type="array", items={"type": "string"},
-            description="Glob patterns on project name or id (e.g. 'Riverside*'); empty = all.",
+            description="Glob patterns on project name or id (e.g. 'Riverside*'; ids with or "
+                        "without 'b.'); empty = all.",
+        ),
+        "exclude_projects": Param(
+            [], type="array", items={"type": "string"},
+            description="Globs on project name or id never to mirror (wins over project_filter); "
+                        "excluded projects are neither copied nor retired.",
         ),
         "top_folders": Param(
             [], type="array", items={"type": "string"},
-            description="Globs on top folder names, e.g. 'Project Files' or 'Plans'; empty = all "
-                        "but ACC's system folders.",
+            description="Globs on top folder names, e.g. 'Plans' or '*' for all; empty = 'Project "
+                        "Files' in ACC and BIM 360 hubs, every top folder in Fusion/A360 hubs. ACC "
+                        "system folders only when named (e.g. 'Photos').",
         ),
         "extensions": Param([], type="array", items={"type": "string"},
                             description="Only files with these extensions (e.g. 'rvt'); empty = all."),
+        "exclude_extensions": Param([], type="array", items={"type": "string"},
+                                    description="Never files with these extensions (e.g. 'tmp')."),
         "max_file_size_mb": Param(None, type=["null", "number"], minimum=0,
                                   description="Skip files larger than this many MiB; empty = no limit."),
         "dry_run": Param(False, type="boolean", description="Plan only: list what would be copied."),

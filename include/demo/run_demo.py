@@ -99,9 +99,33 @@ def sim_stats(base_url: str) -> dict:
     return requests.get(f"{base_url}/_sim/stats", timeout=10).json()
 
 
-def verify_byte_identical(s3, sim_base_url: str) -> int:
-    """Compare every mirrored object with the bytes the simulator serves for its version."""
-    truth = requests.get(f"{sim_base_url}/_sim/files", timeout=30).json()["files"]
+def default_top_folders(sim: dict) -> set[tuple[str, str, str]]:
+    """(hub, project, top folder) the DAG's default selection walks, asked of the simulator's
+    APS API and decided by the mirror's own rule: "Project Files" only in ACC hubs, every
+    non-system top folder in the others."""
+    from aps_mirror.aps.client import ApsClient
+    from aps_mirror.aps.transport import ApsTransport
+    from aps_mirror.connection import ApsConnection, AuthMode
+    from aps_mirror.mirror.walk import select_top_folders
+
+    client = ApsClient(ApsTransport(ApsConnection(
+        conn_id="demo", client_id=sim["client_id"], client_secret=sim["client_secret"],
+        base_url=sim["base_url"], auth_mode=AuthMode.CLIENT_CREDENTIALS)))
+    selected = set()
+    for hub in client.hubs():
+        for project in client.projects(hub.id):
+            for top in select_top_folders(client.top_folders(hub.id, project.id), (), hub.extension_type):
+                selected.add((hub.name, project.name, top.name))
+    return selected
+
+
+def verify_byte_identical(s3, sim: dict) -> tuple[int, int]:
+    """Compare every mirrored object with the bytes the simulator serves for its version.
+
+    Returns (files checked, simulator files the default selection leaves out)."""
+    every = requests.get(f"{sim['base_url']}/_sim/files", timeout=30).json()["files"]
+    tops = default_top_folders(sim)
+    truth = [f for f in every if (f["hub"], f["project"], f["path"][0]) in tops]
     checked = 0
     manifests = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/_aps_mirror/manifests/")
     mirrored = {}
@@ -111,6 +135,10 @@ def verify_byte_identical(s3, sim_base_url: str) -> int:
     missing = [f for f in truth if f["item_id"] not in mirrored]
     if missing:
         raise SystemExit(f"{len(missing)} simulator files are not in the mirror, e.g. {missing[0]}")
+    extra = set(mirrored) - {f["item_id"] for f in truth}
+    if extra:
+        raise SystemExit(f"{len(extra)} mirrored files are outside the default selection, "
+                         f"e.g. {mirrored[min(extra)]['key']}")
     for f in truth:
         entry = mirrored[f["item_id"]]
         body = s3.get_object(Bucket=BUCKET, Key=entry["key"])["Body"].read()
@@ -118,7 +146,7 @@ def verify_byte_identical(s3, sim_base_url: str) -> int:
                 or len(body) != f["size"]:
             raise SystemExit(f"mirror differs from the simulator for {entry['key']}")
         checked += 1
-    return checked
+    return checked, len(every) - len(truth)
 
 
 def main() -> int:
@@ -168,9 +196,10 @@ def main() -> int:
         from aps_mirror.cli.tree import render_tree
 
         print(render_tree(s3, BUCKET, PREFIX))
-        checked = verify_byte_identical(s3, sim["base_url"])
+        checked, left_out = verify_byte_identical(s3, sim)
         print(f"\n    {checked} files byte-identical to the simulator "
-              f"({first['downloads'] - before['downloads']} downloads)")
+              f"({first['downloads'] - before['downloads']} downloads); {left_out} left out by the "
+              "default selection (ACC Plans: top_folders=[\"Project Files\", \"Plans\"] adds them)")
 
         say("Run 2: nothing changed, so nothing may be copied")
         airflow(env, "dags", "test", "aps_mirror", log_name="run-2")

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import FAST_RETRY  # noqa: F401  (same servers as the other tests)
+from tests.mirror.test_selection import selected_by_default
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -33,7 +34,7 @@ def test_sync_json_summary_matches_the_simulators_request_log(simulator, bucket,
     result = cli("sync", "--bucket", bucket, "--json", env=env)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    files = list(simulator.sim.iter_files())
+    files = selected_by_default(simulator.sim)  # ACC Plans are left out by default
     assert summary["files_copied"] == len(files)
     assert summary["files_failed"] == 0 and summary["files_skipped"] == 0
     assert summary["files_listed"] >= summary["files_copied"]
@@ -83,7 +84,7 @@ def test_tree_shows_the_mirror_with_sizes(simulator, bucket, env):
     assert result.returncode == 0, result.stderr
     assert "Riverside Tower/" in result.stdout and "Drone Gimbal/" in result.stdout
     assert "_aps_mirror" not in result.stdout
-    assert f"{len(list(simulator.sim.iter_files()))} files" in result.stdout
+    assert f"{len(selected_by_default(simulator.sim))} files" in result.stdout
 
 
 def test_validate_works_with_a_secure_service_account(simulator, env):

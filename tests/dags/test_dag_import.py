@@ -31,8 +31,9 @@ def test_dag_imports_with_the_expected_shape() -> None:
 
 def test_params_and_their_defaults() -> None:
     params = {key: load_dag().params.get_param(key).value for key in load_dag().params}
-    assert params == {"bucket": "aps-mirror", "prefix": "autodesk", "project_filter": [],
-                      "top_folders": [], "extensions": [], "max_file_size_mb": None,
+    assert params == {"bucket": "aps-mirror", "prefix": "autodesk", "hub_filter": [], "exclude_hubs": [],
+                      "project_filter": [], "exclude_projects": [], "top_folders": [], "extensions": [],
+                      "exclude_extensions": [], "max_file_size_mb": None,
                       "dry_run": False, "full_walk": False, "full_walk_days": 7,
                       "delete_policy": "keep", "max_delete": "10%",
                       "autodesk_conn_id": "autodesk_default", "aws_conn_id": "aws_default"}

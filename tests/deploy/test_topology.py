@@ -26,6 +26,7 @@ import yaml
 from aps_mirror.simulator import Simulator, SimulatorServer
 from tests.airflow_deployment import (AIRFLOW, api_session, free_port, pg_admin, run_airflow,
                                       stop_processes, wait_until)
+from tests.mirror.test_selection import selected_by_default
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_DB = 11  # a database of its own on the shared Redis
@@ -146,7 +147,7 @@ def test_celery_deployment_mirrors_the_demo_account(deployment, s3):
     assert len(finished) == 2 and all(r["state"] == "success" for r in finished), \
         _component_logs(deployment["home"])
 
-    files = list(simulator.sim.iter_files())
+    files = selected_by_default(simulator.sim)  # the DAG's default top folders
     copied = []
     for run in finished:
         run_url = f"{runs_url}/{run['dag_run_id']}"

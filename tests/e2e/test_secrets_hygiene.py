@@ -26,6 +26,7 @@ import requests
 from aps_mirror.simulator import Simulator, SimulatorServer
 from tests.airflow_deployment import AIRFLOW, REPO, Deployment, airflow_deployment
 from tests.airflow_provider.oauth_helpers import SCOPES, authorize
+from tests.mirror.test_selection import selected_by_default
 
 CONN_ID = "autodesk_default"
 AWS_CONN_ID = "aws_default"
@@ -109,7 +110,7 @@ def test_a_full_mirror_run_leaks_no_secret(deployment: Deployment, simulator: Si
                       aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=AWS_SECRET)
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX)
             for o in page.get("Contents", [])]
-    files = list(sim.iter_files())
+    files = selected_by_default(sim)  # the DAG's default top folders
     assert len(keys) >= len(files)
     assert f'"files_copied": {len(files)}' in places_summary(deployment, run)
     extra = deployment.connection_extra(CONN_ID)

@@ -23,9 +23,10 @@ from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
 from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
 from tests.conftest import FAST_RETRY, connection_for
-from tests.mirror.test_engine import PREFIX, assert_exact_mirror, mirrored, object_keys
+from tests.mirror.test_engine import ALL_TOP_FOLDERS, PREFIX, assert_exact_mirror, mirrored, object_keys
 
-CONFIG = dict(prefix=PREFIX, delete_policy=DeletePolicy.DELETE, max_delete=DeleteLimit(count=100))
+CONFIG = dict(prefix=PREFIX, delete_policy=DeletePolicy.DELETE, max_delete=DeleteLimit(count=100),
+              top_folders=ALL_TOP_FOLDERS)
 
 
 def sync_all(simulator, s3_endpoint: str, bucket: str, kill_at_s3_call: int | None = None) -> None:

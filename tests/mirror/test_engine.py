@@ -11,9 +11,13 @@ from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine, RunSummary
 from aps_mirror.mirror.transfer import PART_SIZE
 
 PREFIX = "mirror"
+# Every top folder, as `simulator.sim.iter_files()` has them: the default would leave the
+# Plans of the ACC hub out (tests/mirror/test_selection.py tests the default).
+ALL_TOP_FOLDERS = ("*",)
 
 
 def run(aps, s3, bucket, **config) -> RunSummary:
+    config.setdefault("top_folders", ALL_TOP_FOLDERS)
     engine = MirrorEngine(aps, s3, MirrorConfig(bucket=bucket, prefix=PREFIX, **config))
     return RunSummary.combine(engine.sync_project(p) for p in engine.list_projects())
 

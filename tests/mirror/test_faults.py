@@ -7,7 +7,7 @@ from aps_mirror.aps.retry import RetryPolicy
 from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine, RunSummary
 from tests.conftest import connection_for
-from tests.mirror.test_engine import PREFIX, assert_exact_mirror, mirrored, object_keys
+from tests.mirror.test_engine import ALL_TOP_FOLDERS, PREFIX, assert_exact_mirror, mirrored, object_keys
 
 
 def test_faults_everywhere_still_end_exact(simulator, s3, bucket):
@@ -23,7 +23,8 @@ def test_faults_everywhere_still_end_exact(simulator, s3, bucket):
     sim.inject_fault("top_folders", kind="slow", count=3, seconds=1)
     transport = ApsTransport(connection_for(simulator), timeout=(2.0, 3.0),
                              retry_policy=RetryPolicy(attempts=8, backoff_initial=0.05, backoff_max=0.5))
-    engine = MirrorEngine(ApsClient(transport), s3, MirrorConfig(bucket=bucket, prefix=PREFIX))
+    engine = MirrorEngine(ApsClient(transport), s3, MirrorConfig(bucket=bucket, prefix=PREFIX,
+                                                                 top_folders=ALL_TOP_FOLDERS))
     summary = RunSummary.combine(engine.sync_project(p) for p in engine.list_projects())
 
     assert summary.files_failed == 0 and not summary.errors, summary.errors

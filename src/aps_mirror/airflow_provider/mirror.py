@@ -38,12 +38,16 @@ def mirror_engine(params: Mapping[str, Any]) -> MirrorEngine:
         prefix=params["prefix"],
         dry_run=bool(params["dry_run"]),
         project_filter=tuple(params["project_filter"] or ()),
+        exclude_projects=tuple(params.get("exclude_projects") or ()),
+        hub_filter=tuple(params.get("hub_filter") or ()),
+        exclude_hubs=tuple(params.get("exclude_hubs") or ()),
         full_walk=bool(params.get("full_walk", False)),
         full_walk_days=float(params.get("full_walk_days", 7)),
         delete_policy=DeletePolicy(params.get("delete_policy", "keep")),
         max_delete=DeleteLimit.parse(params.get("max_delete", "10%")),
         top_folders=tuple(params.get("top_folders") or ()),
         extensions=tuple(params.get("extensions") or ()),
+        exclude_extensions=tuple(params.get("exclude_extensions") or ()),
         max_file_size=int(params["max_file_size_mb"] * 1024 * 1024) if params.get("max_file_size_mb") else None,
     )
     aps = AutodeskHook(params["autodesk_conn_id"]).get_conn()

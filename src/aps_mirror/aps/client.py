@@ -72,6 +72,13 @@ class ApsClient:
         path = f"/data/v1/projects/{_seg(project_id)}/items/{_seg(item_id)}/tip"
         return Version.from_resource(self.transport.get_json(path)["data"])
 
+    def item_versions(self, project_id: str, item_id: str) -> Iterator[Version]:
+        """Every version of one item, newest first (for versions=all)."""
+        path = f"/data/v1/projects/{_seg(project_id)}/items/{_seg(item_id)}/versions"
+        for res, _ in self._pages(path, {"page[limit]": self.page_limit}):
+            if res.get("type") == "versions":
+                yield Version.from_resource(res)
+
     # -- downloads --------------------------------------------------------------------------
     def signed_download(self, version: Version, minutes: int = SIGNED_URL_MINUTES) -> SignedDownload:
         location = version.storage_location()

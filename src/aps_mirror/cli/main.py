@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from aps_mirror import __version__
-from aps_mirror.cli import authorize, sync, tree, validate
+from aps_mirror.cli import authorize, catalog, report, sync, tree, validate
 from aps_mirror.cli.common import ExitCode, setup_logging
 from aps_mirror.errors import ApsMirrorError, ConfigError
 
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.configure_parser(command("validate", "check what the connection can do"))
     tree.configure_parser(command("tree", "show the mirror in S3 as a tree"))
     authorize.configure_parser(command("authorize", "connect an Autodesk account to a connection"))
+    report.configure_parser(command("report", "summarize the mirror's health from its catalog"))
+    catalog.configure_parser(command("catalog", "publish or download the mirror's catalog (Parquet)"))
     from aps_mirror.simulator import cli as simulator_cli
 
     simulator_cli.configure_parser(command("simulator", "run the APS simulator"))

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from contextlib import nullcontext
 
 from aps_mirror.cli.common import ExitCode, aps_client, s3_client
 from aps_mirror.connection import DEFAULT_AWS_CONN_ID, DEFAULT_CONN_ID
@@ -21,11 +22,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aws-conn-id", default=DEFAULT_AWS_CONN_ID, help="AWS connection id (default: %(default)s)")
     parser.add_argument("--bucket", required=True, help="S3 bucket of the mirror (must exist)")
     parser.add_argument("--prefix", default="autodesk", help="key prefix of the mirror (default: %(default)s)")
+    parser.add_argument("--hub", action="append", default=[], metavar="GLOB",
+                        help="only hubs whose name or id matches (repeatable; ids with or without 'b.')")
+    parser.add_argument("--exclude-hub", action="append", default=[], metavar="GLOB",
+                        help="never hubs whose name or id matches (repeatable; wins over --hub)")
     parser.add_argument("--project", action="append", default=[], metavar="GLOB",
-                        help="only projects whose name or id matches (repeatable)")
+                        help="only projects whose name or id matches (repeatable; ids with or without 'b.')")
+    parser.add_argument("--exclude-project", action="append", default=[], metavar="GLOB",
+                        help="never projects whose name or id matches (repeatable; wins over --project)")
     parser.add_argument("--top-folder", action="append", default=[], metavar="GLOB",
-                        help="only top folders whose name matches, e.g. 'Project Files' (repeatable; "
-                             "default: all but ACC's system folders)")
+                        help="only top folders whose name matches, e.g. 'Plans' or '*' for all "
+                             "(repeatable; default: 'Project Files' in ACC and BIM 360 hubs, every "
+                             "top folder in Fusion/A360 hubs; ACC system folders only when named)")
     parser.add_argument("--extension", action="append", default=[], metavar="EXT",
                         help="only files with this extension, e.g. rvt (repeatable)")
     parser.add_argument("--exclude-extension", action="append", default=[], metavar="EXT",
@@ -45,6 +53,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="refuse to delete more than this many files, or this percentage of a "
                              "project's files (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="log progress lines instead of drawing progress bars (bars are drawn "
+                             "only when stderr is a terminal, and never with --json or -q)")
     parser.set_defaults(func=run)
 
 
@@ -53,29 +64,32 @@ def run(args: argparse.Namespace) -> int:
     s3 = s3_client(args.aws_conn_id)
     _check_bucket(s3, args.bucket, args.aws_conn_id)
     config = MirrorConfig(bucket=args.bucket, prefix=args.prefix, dry_run=args.dry_run,
-                          project_filter=tuple(args.project), workers=args.workers,
+                          project_filter=tuple(args.project), exclude_projects=tuple(args.exclude_project),
+                          hub_filter=tuple(args.hub), exclude_hubs=tuple(args.exclude_hub),
+                          workers=args.workers,
                           full_walk=args.full_walk, full_walk_days=args.full_walk_days,
                           delete_policy=DeletePolicy(args.delete_policy),
                           max_delete=DeleteLimit.parse(args.max_delete),
                           top_folders=tuple(args.top_folder), extensions=tuple(args.extension),
                           exclude_extensions=tuple(args.exclude_extension),
                           max_file_size=args.max_file_size)
-    engine = MirrorEngine(client, s3, config)
-    listing_calls = dict(client.transport.counter.snapshot())
-    projects = engine.list_projects()
-    listing_calls = _delta(client.transport.counter.snapshot(), listing_calls)
-    log.info("%d project(s) selected", len(projects))
-    results: list[ProjectResult] = []
-    for project in projects:
-        try:
-            results.append(engine.sync_project(project))
-        except Exception as exc:  # a failed project must not stop the others
-            log.error("project %s failed: %s", project.label, exc)
-            results.append(ProjectResult(project=project.label, hub_id=project.hub_id,
-                                         project_id=project.project_id, dry_run=args.dry_run,
-                                         listing_complete=False, errors=[str(exc)]))
-    if not any(r.errors for r in results):  # a failed run proves nothing about what is gone
-        results += engine.retire_missing_projects(projects)
+    with _progress_display(args) as bars:
+        engine = MirrorEngine(client, s3, config, progress_listeners=[bars] if bars else ())
+        listing_calls = dict(client.transport.counter.snapshot())
+        projects = engine.list_projects()
+        listing_calls = _delta(client.transport.counter.snapshot(), listing_calls)
+        log.info("%d project(s) selected", len(projects))
+        results: list[ProjectResult] = []
+        for project in projects:
+            try:
+                results.append(engine.sync_project(project))
+            except Exception as exc:  # a failed project must not stop the others
+                log.error("project %s failed: %s", project.label, exc)
+                results.append(ProjectResult(project=project.label, hub_id=project.hub_id,
+                                             project_id=project.project_id, dry_run=args.dry_run,
+                                             listing_complete=False, errors=[str(exc)]))
+        if not any(r.errors for r in results):  # a failed run proves nothing about what is gone
+            results += engine.retire_missing_projects(projects)
     summary = RunSummary.combine(results, extra_api_calls=listing_calls)
     if args.json:
         json.dump(summary.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
@@ -86,6 +100,15 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{step['action']:<12} {step['size']:>12}  {step['key']}  ({step['reason']})")
         print(summary.format_text())
     return ExitCode.FAILED if summary.errors or summary.files_failed else ExitCode.OK
+
+
+def _progress_display(args: argparse.Namespace):
+    """Rich progress bars on a terminal; elsewhere (pipes, Airflow, --json, -q) the log lines."""
+    if args.json or args.no_progress or getattr(args, "quiet", False) or args.dry_run:
+        return nullcontext(None)
+    from aps_mirror.cli.progress_bar import progress_bars, wants_progress_bars
+
+    return progress_bars() if wants_progress_bars() else nullcontext(None)
 
 
 def parse_size(text: str) -> int:

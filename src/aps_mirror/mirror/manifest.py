@@ -60,6 +60,7 @@ class ManifestEntry:
     # sha1, key, source_path, modified_at, copied_at, superseded_at}. Their objects are gone
     # (replaced at the same key, or removed) unless versions=all keeps them.
     history: list[dict[str, Any]] = field(default_factory=list)
+    versions_kept: bool = False  # versions=all has fetched every earlier version (kept_key in history)
 
 
 @dataclass
@@ -144,7 +145,9 @@ class Manifest:
             ) from None
 
     def referenced_keys(self) -> set[str]:
-        return {entry.key for entry in self.items.values()}
+        """Every object the mirror holds for this project: tips, and kept earlier versions."""
+        return {entry.key for entry in self.items.values()} | {
+            h["kept_key"] for entry in self.items.values() for h in entry.history if h.get("kept_key")}
 
     def known_rollup(self, folder_id: str) -> tuple[datetime | None, tuple[str, ...]] | None:
         """The rollup and path the last walk recorded for a folder (the walker's KnownTree)."""

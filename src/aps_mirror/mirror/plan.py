@@ -17,6 +17,7 @@ class ActionKind(str, Enum):
     COPY = "copy"  # download from Autodesk, upload to S3 (unless the bytes are already mirrored)
     SERVER_COPY = "server_copy"  # same version already mirrored at another key (rename/move)
     SKIP = "skip"  # the mirror already holds this version at this key
+    KEEP_VERSIONS = "keep_versions"  # versions=all: fetch earlier versions of an unchanged item
 
 
 @dataclass(frozen=True)

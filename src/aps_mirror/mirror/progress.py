@@ -1,11 +1,15 @@
-"""Progress of a long copy (files, bytes, rate, ETA), logged at a steady pace."""
+"""Progress of a long copy (files, bytes, rate, ETA), logged at a steady pace.
+
+Listeners (`ProgressListener`) see every update as it happens: the CLI draws progress bars
+with one, while the log lines keep Airflow task logs, pipes and `--json` runs informed.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 log = logging.getLogger("aps_mirror.progress")
 
@@ -27,11 +31,29 @@ def human_seconds(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+class ProgressListener:
+    """Told of a `Progress` as it starts, moves and finishes; override what you need.
+
+    `updated` is called from the copy threads, after every chunk and every finished file:
+    keep it quick and thread-safe. An exception is logged once and otherwise ignored.
+    """
+
+    def started(self, progress: Progress) -> None:
+        pass
+
+    def updated(self, progress: Progress) -> None:
+        pass
+
+    def finished(self, progress: Progress) -> None:
+        pass
+
+
 class Progress:
     """Counts finished files and transferred bytes against a known total; thread-safe."""
 
     def __init__(self, label: str, total_files: int, total_bytes: int, *,
-                 interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 interval: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 listeners: Iterable[ProgressListener] = ()) -> None:
         self.label = label
         self.total_files = total_files
         self.total_bytes = total_bytes
@@ -42,16 +64,32 @@ class Progress:
         self._started = clock()
         self._last_report = self._started
         self._lock = threading.Lock()
+        self._listeners = list(listeners)
+        self._notify("started")
 
     def add_bytes(self, n: int) -> None:
         with self._lock:
             self.bytes += n
+        self._notify("updated")
         self._maybe_report()
 
     def file_done(self) -> None:
         with self._lock:
             self.files += 1
+        self._notify("updated")
         self._maybe_report()
+
+    def _notify(self, event: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                getattr(listener, event)(self)
+            except Exception as exc:  # a display must never fail a copy
+                with self._lock:
+                    dropped = listener in self._listeners
+                    if dropped:
+                        self._listeners.remove(listener)
+                if dropped:  # once, though several copy threads may have seen it fail
+                    log.warning("progress listener %r failed (%s); it gets no more updates", listener, exc)
 
     def line(self) -> str:
         elapsed = max(self._clock() - self._started, 1e-6)
@@ -71,4 +109,5 @@ class Progress:
         log.info("%s", self.line())
 
     def finish(self) -> None:
+        self._notify("finished")
         log.info("%s (done in %s)", self.line(), human_seconds(self._clock() - self._started))

@@ -26,6 +26,13 @@ _ACC_SYSTEM_FOLDERS = re.compile(
     re.IGNORECASE,
 )
 
+# Hubs whose projects have a "Project Files" top folder (ACC and BIM 360): by default only it
+# is mirrored. Other hubs (Fusion Team / A360 `hubs:autodesk.core:Hub`, personal hubs
+# `hubs:autodesk.a360:PersonalHub`) have no such folder: all their top folders are mirrored.
+ACC_HUB_TYPES = frozenset({"hubs:autodesk.bim360:Account"})
+PROJECT_FILES = "Project Files"
+_WILDCARDS = ("*", "?", "[")
+
 
 @dataclass(frozen=True)
 class ProjectRef:
@@ -38,6 +45,7 @@ class ProjectRef:
     hub_segment: str
     project_segment: str
     root_folder_id: str | None = None
+    hub_type: str | None = None  # the hub's extension type: decides the default top folders
 
     @property
     def label(self) -> str:
@@ -88,6 +96,7 @@ class Listing:
 
     files: list[RemoteFile] = field(default_factory=list)
     unavailable: list[tuple[Item, str]] = field(default_factory=list)  # (item, reason)
+    unavailable_at: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # item id -> (folder id, folder names)
     folders: dict[str, WalkedFolder] = field(default_factory=dict)
     pruned: set[str] = field(default_factory=set)
     root_rollup: datetime | None = None
@@ -115,22 +124,79 @@ def matches_filter(patterns: tuple[str, ...], *values: str) -> bool:
     return any(fnmatch.fnmatch(v.casefold(), p.casefold()) for p in patterns for v in values)
 
 
-def list_projects(client: ApsClient, project_filter: tuple[str, ...] = ()) -> list[ProjectRef]:
-    """Every project of every hub the credentials can see, filtered by name or id globs."""
+def is_selected(include: tuple[str, ...], exclude: tuple[str, ...], name: str, id_: str) -> bool:
+    """Whether a hub or project is selected: an `exclude` glob matching its name or id wins,
+    else any `include` glob must match (none given: all). Globs are fnmatch, case-insensitive;
+    an id matches with or without its `b.` prefix (ACC and BIM 360 ids carry it)."""
+    values = (name, id_, id_[2:]) if id_.startswith("b.") else (name, id_)
+    if exclude and matches_filter(exclude, *values):
+        return False
+    return matches_filter(include, *values)
+
+
+def list_projects(client: ApsClient, project_filter: tuple[str, ...] = (), *,
+                  exclude_projects: tuple[str, ...] = (), hub_filter: tuple[str, ...] = (),
+                  exclude_hubs: tuple[str, ...] = ()) -> list[ProjectRef]:
+    """Every project the credentials can see in the selected hubs, that the filters select.
+
+    Hubs are chosen by `hub_filter` / `exclude_hubs`, then projects by `project_filter` /
+    `exclude_projects` (see `is_selected`); the projects of an excluded hub are not even listed.
+    Key segments are assigned over every hub and project, so a filter never changes a key.
+    """
     hubs = client.hubs()
     hub_segments = assign_segments([(h.id, h.name) for h in hubs])
     refs: list[ProjectRef] = []
     for hub in hubs:
+        if not is_selected(hub_filter, exclude_hubs, hub.name, hub.id):
+            log.info("skip hub %s: not selected by the hub filters", hub.name)
+            continue
         projects = list(client.projects(hub.id))
         project_segments = assign_segments([(p.id, p.name) for p in projects])
         for project in projects:
-            if matches_filter(project_filter, project.name, project.id):
+            if is_selected(project_filter, exclude_projects, project.name, project.id):
                 refs.append(ProjectRef(hub.id, hub.name, project.id, project.name,
                                        hub_segments[hub.id], project_segments[project.id],
-                                       project.root_folder_id))
+                                       project.root_folder_id, hub.extension_type))
             else:
                 log.debug("skip project %s / %s: not selected by the filter", hub.name, project.name)
     return refs
+
+
+def select_top_folders(tops: list[Folder], patterns: tuple[str, ...], hub_type: str | None,
+                       label: str = "") -> list[Folder]:
+    """The top folders to walk, out of those Autodesk lists (hidden ones never).
+
+    Without `patterns`, the default: in an ACC / BIM 360 hub (`ACC_HUB_TYPES`) "Project Files"
+    only (Plans and the rest on request); in any other hub (Fusion Team, A360, personal) every
+    top folder but ACC's system ones. A hub of unknown type gets the ACC default when a
+    "Project Files" folder is listed. Should an ACC project list no "Project Files" (a user who
+    may only open folders below it sees those as top folders), every non-system top folder is
+    walked, rather than nothing.
+
+    With `patterns` (globs on the name, case-insensitive), the folders they match; `*` is every
+    non-system top folder. ACC system folders (Photos, Recycle Bin, issue_..., ...) are only
+    selected when named: by a pattern that matches them and does not begin with a wildcard
+    (`Photos`, `issue_*`; never `*` or `*s`).
+    """
+    visible = [f for f in tops if not f.hidden]
+    if not patterns:
+        has_project_files = any(f.name.casefold() == PROJECT_FILES.casefold() for f in visible)
+        acc = hub_type in ACC_HUB_TYPES if hub_type else has_project_files
+        if acc and has_project_files:
+            patterns = (PROJECT_FILES,)
+        else:
+            if acc:
+                log.info("%s: no %r top folder listed; walking every non-system top folder",
+                         label, PROJECT_FILES)
+            patterns = ("*",)
+    return [f for f in visible if _top_selected(f.name, patterns)]
+
+
+def _top_selected(name: str, patterns: tuple[str, ...]) -> bool:
+    if _ACC_SYSTEM_FOLDERS.match(name):
+        named = tuple(p for p in patterns if not p.startswith(_WILDCARDS))
+        return bool(named) and matches_filter(named, name)
+    return matches_filter(patterns, name)
 
 
 def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None = None,
@@ -141,7 +207,8 @@ def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None
     Without `known` (or with `full_walk`) every folder is listed. Otherwise the root folder's
     rollup is checked first (one call for an unchanged project), then each folder whose
     rollup and path are what the manifest recorded is pruned with its whole subtree.
-    ACC system folders are left out, and so are top folders `top_folders` (globs) does not name.
+    Only the top folders `select_top_folders` picks are walked (`top_folders` globs; empty =
+    the default of the project's hub type); the others go to `unwalked_tops`.
     """
     listing = Listing(full_walk=full_walk or known is None)
     prune = not listing.full_walk
@@ -156,8 +223,7 @@ def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None
         return listing
 
     tops = client.top_folders(project.hub_id, project.project_id)
-    selected = [f for f in tops if not f.hidden and not _ACC_SYSTEM_FOLDERS.match(f.name)
-                and matches_filter(top_folders, f.name)]
+    selected = select_top_folders(tops, top_folders, project.hub_type, project.label)
     for skipped in set(tops) - set(selected):
         log.debug("skip top folder %r of %s: not selected, ACC system or hidden", skipped.name, project.label)
     listing.unwalked_tops = {f.id for f in tops} - {f.id for f in selected}
@@ -202,6 +268,7 @@ def _file_name(item: Item) -> str:
 def _add_item(listing: Listing, item: Item, folder_id: str, names: tuple[str, ...],
               segs: tuple[str, ...], name_segment: str) -> None:
     version = item.tip
+    listing.unavailable_at[item.id] = (folder_id, names)  # where it is, should it be unavailable
     if version is None:
         listing.unavailable.append((item, "the listing did not include its tip version"))
     elif version.is_tombstone:
@@ -209,4 +276,5 @@ def _add_item(listing: Listing, item: Item, folder_id: str, names: tuple[str, ..
     elif version.storage_location() is None:
         listing.unavailable.append((item, "its tip version has no stored file (still processing, or a cloud model)"))
     else:
+        del listing.unavailable_at[item.id]
         listing.files.append(RemoteFile(item, version, names, segs, name_segment, folder_id))
