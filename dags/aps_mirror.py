@@ -6,7 +6,13 @@
 2. **sync_project** runs once per project (mapped), copying new and changed files to
    `s3://<bucket>/<prefix>/...` and committing that project's manifest. It runs in the
    `autodesk_api` pool, which bounds the parallel load on Autodesk's rate limits.
-3. **summarize** adds the projects up, logs the totals, and updates the `aps_mirror` asset
+3. **retire_removed_projects** applies the delete policy to mirrored projects Autodesk no
+   longer lists (only after a clean run).
+4. **publish_catalog** folds the run into the Parquet catalog next to the mirror
+   (`_aps_mirror/catalog/`: files, versions, folders, projects, runs, events) and updates one
+   asset per table, so downstream DAGs can schedule on them. It runs even when projects failed:
+   the failures are in the catalog too.
+5. **summarize** adds the projects up, logs the totals, and updates the `aps_mirror` asset
    with the counts. It fails the run if any project failed.
 
 Setup, once: `airflow pools set autodesk_api 4 "APS API concurrency"` (without the pool,
@@ -17,18 +23,18 @@ Setup, once: `airflow pools set autodesk_api 4 "APS API concurrency"` (without t
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
-from aps_mirror.airflow_provider.mirror import FAIL_FAST_ON_SETUP_ERRORS, mirror_engine
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from aps_mirror.airflow_provider.assets import catalog_assets, default_location, mirror_asset
+from aps_mirror.airflow_provider.mirror import FAIL_FAST_ON_SETUP_ERRORS, mirror_engine, publish_catalog
 
 log = logging.getLogger(__name__)
 
-BUCKET = os.environ.get("APS_MIRROR_BUCKET", "aps-mirror")
-PREFIX = os.environ.get("APS_MIRROR_PREFIX", "autodesk")
-MIRROR = Asset(uri=f"s3://{BUCKET}/{PREFIX}", name="aps_mirror")
+BUCKET, PREFIX = default_location()
+MIRROR = mirror_asset()
+CATALOG = catalog_assets()
 API_POOL = "autodesk_api"
 
 
@@ -91,6 +97,9 @@ API_POOL = "autodesk_api"
                                            "trash (moved under _aps_mirror/trash/) or delete."),
         "max_delete": Param("10%", type="string",
                             description="Refuse to delete more files than this count or percentage."),
+        "versions": Param("tip", enum=["tip", "all"],
+                          description="tip: each file's latest version; all: also every earlier "
+                                      "version, under <project>/_versions/."),
         "autodesk_conn_id": Param("autodesk_default", type="string",
                                   description="The `autodesk` connection (APS app and account)."),
         "aws_conn_id": Param("aws_default", type="string", description="The `aws` connection for S3."),
@@ -111,7 +120,7 @@ def aps_mirror() -> None:
 
         ref = ProjectRef.from_dict(project)
         get_current_context()["project_label"] = ref.label  # type: ignore[typeddict-unknown-key]
-        return mirror_engine(params).sync_project(ref).to_dict()
+        return mirror_engine(params, run_id=get_current_context()["run_id"]).sync_project(ref).to_dict()
 
     @task(retries=0)
     def retire_removed_projects(projects: list[dict[str, str]], results: Any,
@@ -123,6 +132,27 @@ def aps_mirror() -> None:
         # that a project is gone rather than unreadable.
         retired = mirror_engine(params).retire_missing_projects([ProjectRef.from_dict(p) for p in projects])
         return [r.to_dict() for r in retired]
+
+    @task(outlets=list(CATALOG.values()), trigger_rule=TriggerRule.ALL_DONE)
+    def publish_catalog_tables(results: Any, retired: Any, params: dict[str, Any],
+                               outlet_events: Any = None) -> dict[str, int]:
+        """Fold this run's records into the catalog, rebuild its tables, and tell their assets."""
+        from aps_mirror.mirror.engine import ProjectResult, RunSummary
+
+        if params["dry_run"]:
+            log.info("dry run: the catalog is left as it is")
+            return {}
+        rows = publish_catalog(params)
+        done = [ProjectResult.from_dict(r) for r in (results[:] if results is not None else []) if r]
+        counts = RunSummary.combine(done).to_dict()
+        for key in ("planned", "errors", "api_calls"):
+            counts.pop(key, None)
+        where = {"bucket": params["bucket"], "prefix": params["prefix"], "aws_conn_id": params["aws_conn_id"],
+                 "run_id": get_current_context()["run_id"]}
+        for table, asset in CATALOG.items():
+            outlet_events[asset].extra = {**where, "table": table, "rows": rows.get(table), **counts}
+        log.info("catalog published: %s", ", ".join(f"{n} {t}" for t, n in rows.items()))
+        return rows
 
     @task(outlets=[MIRROR], trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def summarize(projects: list[dict[str, str]] | None, results: Any, retired: list[dict[str, Any]] | None,
@@ -143,13 +173,15 @@ def aps_mirror() -> None:
             )
         counts = summary.to_dict()
         counts.pop("planned", None)  # the dry-run plan can be long; the asset gets numbers only
-        outlet_events[MIRROR].extra = {"bucket": params["bucket"], "prefix": params["prefix"], **counts}
+        outlet_events[MIRROR].extra = {"bucket": params["bucket"], "prefix": params["prefix"],
+                                       "aws_conn_id": params["aws_conn_id"], **counts}
         return counts
 
     projects = list_projects()
     results = sync_project.expand(project=projects)
     retired = retire_removed_projects(projects, results)
-    summarize(projects, results, retired)
+    published = publish_catalog_tables(results, retired)
+    summarize(projects, results, retired) << published
 
 
 aps_mirror()

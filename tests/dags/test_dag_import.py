@@ -22,11 +22,15 @@ def test_dag_imports_with_the_expected_shape() -> None:
     dag = load_dag()
     assert dag.schedule == "@daily"
     assert dag.catchup is False and dag.max_active_runs == 1
-    assert dag.task_dict.keys() == {"list_projects", "sync_project", "retire_removed_projects", "summarize"}
+    assert dag.task_dict.keys() == {"list_projects", "sync_project", "retire_removed_projects",
+                                    "publish_catalog_tables", "summarize"}
     assert dag.get_task("sync_project").upstream_task_ids == {"list_projects"}
     assert dag.get_task("retire_removed_projects").upstream_task_ids == {"list_projects", "sync_project"}
+    assert dag.get_task("publish_catalog_tables").upstream_task_ids == {"sync_project",
+                                                                        "retire_removed_projects"}
+    assert dag.get_task("publish_catalog_tables").trigger_rule == "all_done", "failures go to the catalog too"
     assert dag.get_task("summarize").upstream_task_ids == {"list_projects", "sync_project",
-                                                           "retire_removed_projects"}
+                                                           "retire_removed_projects", "publish_catalog_tables"}
 
 
 def test_params_and_their_defaults() -> None:
@@ -35,7 +39,7 @@ def test_params_and_their_defaults() -> None:
                       "project_filter": [], "exclude_projects": [], "top_folders": [], "extensions": [],
                       "exclude_extensions": [], "max_file_size_mb": None,
                       "dry_run": False, "full_walk": False, "full_walk_days": 7,
-                      "delete_policy": "keep", "max_delete": "10%",
+                      "delete_policy": "keep", "max_delete": "10%", "versions": "tip",
                       "autodesk_conn_id": "autodesk_default", "aws_conn_id": "aws_default"}
 
 
@@ -47,6 +51,9 @@ def test_bucket_and_prefix_defaults_come_from_the_environment(monkeypatch: pytes
     assert dag.params.get_param("prefix").value == "aps"
     (asset,) = dag.get_task("summarize").outlets
     assert (asset.name, asset.uri) == ("aps_mirror", "s3://acme-docs/aps")
+    tables = {a.name: a.uri for a in dag.get_task("publish_catalog_tables").outlets}
+    assert tables["aps_mirror_catalog_files"] == "s3://acme-docs/aps/_aps_mirror/catalog/files"
+    assert len(tables) == 6
 
 
 def test_sync_project_is_mapped_pooled_named_and_retried() -> None:
@@ -67,7 +74,7 @@ def _summarize(projects: Any, results: list[dict], params: dict | None = None) -
     task = load_dag().get_task("summarize")
     events: dict = {}
     outlet_events = {asset: events.setdefault(asset, SimpleNamespace(extra={})) for asset in task.outlets}
-    params = {"bucket": "b", "prefix": "p", "dry_run": False, **(params or {})}
+    params = {"bucket": "b", "prefix": "p", "aws_conn_id": "aws_default", "dry_run": False, **(params or {})}
     counts = task.python_callable(projects, results, None, params, outlet_events=outlet_events)
     (event,) = events.values()
     return counts, event.extra
@@ -93,3 +100,17 @@ def test_summarize_fails_the_run_when_a_project_did_not_finish() -> None:
         _summarize([{"project_id": "a"}], [_result("a", files_failed=1)])
     with pytest.raises(RuntimeError, match="list_projects failed"):
         _summarize(None, [])
+
+
+def test_the_example_digest_dag_runs_on_the_catalog_assets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("APS_MIRROR_BUCKET", "acme-docs")
+    bag = DagBag(dag_folder=str(REPO / "dags" / "aps_mirror_catalog_digest.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags["aps_mirror_catalog_digest"]
+    condition = dag.timetable.asset_condition  # both tables: one publish updates both
+    assert type(condition).__name__ == "AssetAll"
+    uris = {a.uri for a in condition.objects}
+    assert uris == {"s3://acme-docs/autodesk/_aps_mirror/catalog/files",
+                    "s3://acme-docs/autodesk/_aps_mirror/catalog/events"}

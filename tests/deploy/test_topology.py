@@ -23,6 +23,7 @@ import redis
 import requests
 import yaml
 
+from aps_mirror.catalog import reader
 from aps_mirror.simulator import Simulator, SimulatorServer
 from tests.airflow_deployment import (AIRFLOW, api_session, free_port, pg_admin, run_airflow,
                                       stop_processes, wait_until)
@@ -34,6 +35,7 @@ REDIS_DB = 11  # a database of its own on the shared Redis
 SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
             "airflow-triggerer", "airflow-worker")
 BUCKET = "topology-mirror"
+DIGEST = "aps_mirror_catalog_digest"
 PASSWORD = secrets.token_urlsafe(12)
 _DEFAULTED = re.compile(r"\$\{(\w+):?-([^}]*)\}")
 
@@ -130,6 +132,9 @@ def test_celery_deployment_mirrors_the_demo_account(deployment, s3):
     wait_until(lambda: api.get(f"{base}/api/v2/dags/aps_mirror", timeout=5).ok, 180, "the parsed aps_mirror DAG")
     # New DAGs start paused in this deployment (as in Airflow's official compose file).
     assert api.patch(f"{base}/api/v2/dags/aps_mirror", json={"is_paused": False}, timeout=10).ok
+    # The example downstream DAG runs on the catalog's assets once each mirror run published them.
+    wait_until(lambda: api.get(f"{base}/api/v2/dags/{DIGEST}", timeout=5).ok, 180, "the parsed digest DAG")
+    assert api.patch(f"{base}/api/v2/dags/{DIGEST}", json={"is_paused": False}, timeout=10).ok
     # Unpausing also schedules the latest @daily interval; the manual run comes after it
     # (max_active_runs=1), so the first run copies everything and the second nothing.
     created = api.post(f"{base}/api/v2/dags/aps_mirror/dagRuns", json={"logical_date": None}, timeout=10)
@@ -163,10 +168,15 @@ def test_celery_deployment_mirrors_the_demo_account(deployment, s3):
         assert summary["files_failed"] == 0
         assert summary["files_copied"] + summary["files_skipped"] == len(files)
         copied.append(summary["files_copied"])
-        (event,) = api.get(f"{base}/api/v2/assets/events", params={"source_run_id": run["dag_run_id"]},
-                           timeout=10).json()["asset_events"]
+        events = api.get(f"{base}/api/v2/assets/events", params={"source_run_id": run["dag_run_id"]},
+                         timeout=10).json()["asset_events"]
+        by_uri = {e["uri"]: e for e in events}
+        assert len(events) == 7, "the mirror's asset and one per catalog table"
+        event = by_uri[f"s3://{BUCKET}/autodesk"]
         assert event["extra"]["files_copied"] == summary["files_copied"]
         assert event["extra"]["bucket"] == BUCKET
+        files_event = by_uri[f"s3://{BUCKET}/autodesk/_aps_mirror/catalog/files"]
+        assert files_event["extra"]["rows"] == len(files) and files_event["extra"]["run_id"] == run["dag_run_id"]
     assert copied == [len(files), 0]
 
     objects = s3.list_objects_v2(Bucket=BUCKET, Prefix="autodesk/")["Contents"]
@@ -175,6 +185,18 @@ def test_celery_deployment_mirrors_the_demo_account(deployment, s3):
                  if o["Size"] == f.tip.size]
         (key,) = [k for k, h in heads if h["Metadata"].get("aps-item-id") == f.item_id]
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == simulator.sim.file_bytes(f.tip.id)
+
+    # The catalog says the same as the simulator; the digest DAG ran on each publish.
+    con = reader.connect(s3, BUCKET, "autodesk")
+    assert con.sql("SELECT count(*) FROM files WHERE status = 'mirrored'").fetchone()[0] == len(files)
+    assert con.sql("SELECT count(DISTINCT run_id) FROM runs").fetchone()[0] == 2
+    digest_url = f"{base}/api/v2/dags/{DIGEST}/dagRuns"
+    wait_until(lambda: [r["state"] for r in api.get(digest_url, timeout=10).json()["dag_runs"]].count("success") >= 1,
+               300, "the catalog digest DAG run")
+    digest = api.get(digest_url, params={"order_by": "start_date"}, timeout=10).json()["dag_runs"]
+    answer = api.get(f"{digest_url}/{digest[0]['dag_run_id']}/taskInstances/digest/xcomEntries/return_value",
+                     timeout=10).json()["value"]
+    assert answer["ten largest files"] == 10 and answer["changed in the latest run"] > 0
 
     # The Celery workers shared one APS request budget through the broker's Redis.
     budgets = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).keys("aps-mirror:rate:*")

@@ -26,10 +26,13 @@ FAIL_FAST_ON_SETUP_ERRORS = ExceptionRetryPolicy(
 )
 
 
-def mirror_engine(params: Mapping[str, Any]) -> MirrorEngine:
-    """A `MirrorEngine` for one run: APS through `AutodeskHook`, S3 through the Amazon provider."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+def mirror_engine(params: Mapping[str, Any], run_id: str | None = None) -> MirrorEngine:
+    """A `MirrorEngine` for one run: APS through `AutodeskHook`, S3 through the Amazon provider.
+
+    With a `run_id`, each project's run record and events go to the catalog (not in dry runs).
+    """
     from aps_mirror.airflow_provider.hooks.autodesk import AutodeskHook
+    from aps_mirror.catalog.writer import CatalogWriter
     from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
     from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
 
@@ -49,7 +52,23 @@ def mirror_engine(params: Mapping[str, Any]) -> MirrorEngine:
         extensions=tuple(params.get("extensions") or ()),
         exclude_extensions=tuple(params.get("exclude_extensions") or ()),
         max_file_size=int(params["max_file_size_mb"] * 1024 * 1024) if params.get("max_file_size_mb") else None,
+        versions=str(params.get("versions") or "tip"),
     )
     aps = AutodeskHook(params["autodesk_conn_id"]).get_conn()
-    s3 = S3Hook(aws_conn_id=params["aws_conn_id"]).get_conn()
-    return MirrorEngine(aps, s3, config)
+    s3 = mirror_s3(params)
+    catalog = CatalogWriter(s3, config.bucket, config.prefix) if run_id and not config.dry_run else None
+    return MirrorEngine(aps, s3, config, catalog=catalog, run_id=run_id, trigger="airflow")
+
+
+def mirror_s3(params: Mapping[str, Any]) -> Any:
+    """The boto3 S3 client of the run's `aws` connection."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=params["aws_conn_id"]).get_conn()
+
+
+def publish_catalog(params: Mapping[str, Any]) -> dict[str, int]:
+    """Fold the run's records into the catalog and rebuild its snapshot; rows per table."""
+    from aps_mirror.catalog.writer import CatalogWriter
+
+    return CatalogWriter(mirror_s3(params), params["bucket"], params["prefix"]).publish_snapshot()

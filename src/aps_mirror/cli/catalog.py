@@ -47,8 +47,8 @@ def run_publish(args: argparse.Namespace) -> int:
 
     s3 = open_bucket(args.aws_conn_id, args.bucket)
     writer = CatalogWriter(s3, args.bucket, args.prefix)
-    folded = writer.fold_staged()
-    counts = writer.publish_snapshot(fold=False)
+    counts = writer.publish_snapshot()
+    folded = writer.last_fold
     if args.json:
         json.dump(counts, sys.stdout)
         sys.stdout.write("\n")

@@ -8,6 +8,7 @@ import logging
 import sys
 from contextlib import nullcontext
 
+from aps_mirror.catalog.writer import CatalogWriter
 from aps_mirror.cli.common import ExitCode, aps_client, s3_client
 from aps_mirror.connection import DEFAULT_AWS_CONN_ID, DEFAULT_CONN_ID
 from aps_mirror.errors import ConfigError
@@ -52,6 +53,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-delete", default="10%",
                         help="refuse to delete more than this many files, or this percentage of a "
                              "project's files (default: %(default)s)")
+    parser.add_argument("--versions", choices=["tip", "all"], default="tip",
+                        help="tip: the latest version of each file (default); all: also every "
+                             "earlier version, under <project>/_versions/")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     parser.add_argument("--no-progress", action="store_true",
                         help="log progress lines instead of drawing progress bars (bars are drawn "
@@ -72,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
                           max_delete=DeleteLimit.parse(args.max_delete),
                           top_folders=tuple(args.top_folder), extensions=tuple(args.extension),
                           exclude_extensions=tuple(args.exclude_extension),
-                          max_file_size=args.max_file_size)
+                          max_file_size=args.max_file_size, versions=args.versions)
+    catalog = None if args.dry_run else CatalogWriter(s3, args.bucket, args.prefix)
     with _progress_display(args) as bars:
-        engine = MirrorEngine(client, s3, config, progress_listeners=[bars] if bars else ())
+        engine = MirrorEngine(client, s3, config, progress_listeners=[bars] if bars else (),
+                              catalog=catalog, trigger="cli")
         listing_calls = dict(client.transport.counter.snapshot())
         projects = engine.list_projects()
         listing_calls = _delta(client.transport.counter.snapshot(), listing_calls)
@@ -91,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
         if not any(r.errors for r in results):  # a failed run proves nothing about what is gone
             results += engine.retire_missing_projects(projects)
     summary = RunSummary.combine(results, extra_api_calls=listing_calls)
+    catalog_rows = _publish_catalog(catalog) if catalog is not None else None
     if args.json:
-        json.dump(summary.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+        json.dump({**summary.to_dict(), "catalog": catalog_rows}, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
         if args.dry_run:
@@ -100,6 +107,18 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{step['action']:<12} {step['size']:>12}  {step['key']}  ({step['reason']})")
         print(summary.format_text())
     return ExitCode.FAILED if summary.errors or summary.files_failed else ExitCode.OK
+
+
+def _publish_catalog(catalog: CatalogWriter) -> dict[str, int] | None:
+    """Fold this run into the catalog and rebuild its snapshot; the mirror is done either way."""
+    try:
+        rows = catalog.publish_snapshot()
+    except Exception as exc:
+        log.warning("the mirror is complete, but the catalog could not be published (%s); "
+                    "run `aps-mirror catalog publish` to retry", exc)
+        return None
+    log.info("catalog published: %s", ", ".join(f"{n} {table}" for table, n in rows.items()))
+    return rows
 
 
 def _progress_display(args: argparse.Namespace):
