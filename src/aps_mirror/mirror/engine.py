@@ -439,6 +439,9 @@ class MirrorEngine:
                     result.errors.append(f"{action.remote.source_path}: {exc}")
                     events.add(EventAction.FAILED, item_id, action.remote.source_path, reason=str(exc),
                                version=action.remote.version, key=action.key)
+                    # The catalog lists it as skipped (or outdated) with why, until a copy succeeds.
+                    _mark_unavailable(manifest, item_id, f"copy failed: {exc}", action.remote.source_path,
+                                      action.remote.version, action.remote.folder_id)
                     retry_later.add(item_id)
                     log.error("failed: %s: %s", action.remote.source_path, exc)
                     continue

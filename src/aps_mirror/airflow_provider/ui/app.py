@@ -45,6 +45,9 @@ WARN_AFTER_DAYS = 10
 
 def create_app() -> FastAPI:
     app = FastAPI(title="aps-mirror: Autodesk accounts", docs_url=None, redoc_url=None, openapi_url=None)
+    from aps_mirror.airflow_provider.ui.dashboard import router as dashboard_router  # imports this module
+
+    app.include_router(dashboard_router)  # /dashboard and /dashboard.json
 
     @app.get("/", response_class=HTMLResponse)
     async def accounts(request: Request) -> Response:

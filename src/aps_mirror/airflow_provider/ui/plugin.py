@@ -1,4 +1,5 @@
-"""Registers the "Autodesk accounts" pages with Airflow: a FastAPI app and a nav link."""
+"""Registers aps-mirror's pages with Airflow: a FastAPI app and nav links to its two pages,
+"Autodesk accounts" and the "Autodesk mirror" dashboard."""
 
 from __future__ import annotations
 
@@ -17,4 +18,6 @@ class ApsMirrorPlugin(AirflowPlugin):
     name = "aps_mirror"
     fastapi_apps = [{"app": _app(), "url_prefix": URL_PREFIX, "name": "Autodesk accounts"}]
     external_views = [{"name": "Autodesk accounts", "href": f"{URL_PREFIX}/", "destination": "nav",
-                       "category": "browse", "url_route": "autodesk-accounts"}]
+                       "category": "browse", "url_route": "autodesk-accounts"},
+                      {"name": "Autodesk mirror", "href": f"{URL_PREFIX}/dashboard", "destination": "nav",
+                       "category": "browse", "url_route": "autodesk-mirror"}]

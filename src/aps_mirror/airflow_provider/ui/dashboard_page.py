@@ -1,0 +1,241 @@
+"""The dashboard's HTML: one self-contained page (inline CSS and SVG), sized for a 1366x768 laptop.
+
+Every value from the catalog, the database or the environment goes through `esc`; exact figures
+ride along in `data-*` attributes (and title tooltips) next to their rounded, readable form.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from aps_mirror.airflow_provider.ui.charts import Series, bar_chart
+from aps_mirror.airflow_provider.ui.connection_health import ConnectionHealth
+from aps_mirror.airflow_provider.ui.dashboard import (
+    NIGHTS_SHOWN,
+    Dashboard,
+    MirrorStatus,
+    advice,
+    plain_reason,
+)
+from aps_mirror.airflow_provider.ui.mirror_locations import MIRRORS_ENV
+from aps_mirror.mirror.progress import human_bytes
+
+if TYPE_CHECKING:
+    from aps_mirror.catalog.report import CatalogReport, NightlyChanges, ProjectStatus
+
+FAILURES_SHOWN = 100
+STATUS_ORDER = {"failing": 0, "stale": 1, "never": 2, "ok": 3}  # problems first
+RUN_BADGE = {"success": "ok", "failed": "failing", "running": "stale", "queued": "stale"}
+STATUS_LABEL = {"ok": "ok", "stale": "stale", "failing": "failing", "never": "never synced"}
+CHANGE_SERIES = (("copied", "copied", "#0072B2"), ("new_versions", "new versions", "#56B4E9"),
+                 ("renamed", "renamed", "#009E73"), ("moved", "moved", "#E69F00"),
+                 ("deleted", "deleted", "#CC79A7"), ("failed", "failed", "#D55E00"))
+
+STYLE = """
+:root{color-scheme:light;--ok:#1a7f37;--warn:#9a6700;--alert:#c62828;--muted:#5f6b7a;--line:#d8dee4}
+*{box-sizing:border-box}
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:12px 20px;color:#1f2328;
+ background:#fff}
+h1{font-size:20px;margin:0}h2{font-size:17px;margin:18px 0 8px}h3{font-size:15px;margin:14px 0 6px}
+h2 small{font-weight:normal;font-size:13px}
+header{display:flex;flex-wrap:wrap;align-items:baseline;gap:6px 18px;border-bottom:1px solid var(--line);
+ padding-bottom:8px}
+header .meta{color:var(--muted)}
+a{color:#0969da}
+small,.muted{color:var(--muted)}
+.totals{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}
+.total{border:1px solid var(--line);border-radius:6px;padding:6px 14px;min-width:120px}
+.total b{display:block;font-size:20px}
+.total span{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+table{border-collapse:collapse;width:100%}
+th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{font-size:12px;color:var(--muted);font-weight:600;background:#f6f8fa}
+td.when{white-space:nowrap}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.error{max-width:360px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.badge{display:inline-block;padding:0 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;
+ white-space:nowrap}
+.badge.ok{background:var(--ok)}.badge.stale,.badge.warn{background:var(--warn)}
+.badge.failing,.badge.alert{background:var(--alert)}.badge.never{background:var(--muted)}
+.notice{border-left:4px solid var(--warn);background:#fff8c5;padding:8px 12px;margin:10px 0}
+.notice.alert{border-color:var(--alert);background:#ffebe9}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:12px}
+.chart-box{margin:0;border:1px solid var(--line);border-radius:6px;padding:8px}
+.chart-box figcaption{font-weight:600;margin-bottom:4px}
+svg.chart{width:100%;height:auto;display:block}
+svg .grid{stroke:#eaeef2}svg .norun{fill:#c9d1d9}
+svg text{font-size:10px;fill:#57606a}svg .ylabel{text-anchor:end}svg .xlabel{text-anchor:middle}
+svg .total{font-size:9px;text-anchor:middle;fill:#1f2328}
+.legend{display:flex;flex-wrap:wrap;gap:4px 12px;font-size:12px;margin-top:4px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+details summary{cursor:pointer;color:var(--muted);font-size:12px;margin-top:4px}
+table.figures td,table.figures th{padding:2px 6px;font-size:12px}
+.failures td.reason{width:40%;word-break:break-word}
+"""
+
+
+def esc(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def render_dashboard(data: Dashboard) -> str:
+    run = data.latest_run
+    run_line = (f"Last aps_mirror run: <a target='_top' href='../dags/aps_mirror/runs/{esc(run['run_id'])}'>"
+                f"<span class='badge {RUN_BADGE.get(run['state'], 'never')}' id='latest-run-state'>"
+                f"{esc(run['state'])}</span></a> {esc(_when(run['end_date'] or run['start_date']))}"
+                if run else "The aps_mirror DAG has not run yet.")
+    body = [f"<header><h1>Autodesk mirror</h1><span class='meta'>{run_line}</span>"
+            f"<span class='meta'>Page generated {esc(_when(data.generated_at))} · "
+            "<a href='dashboard.json'>JSON</a> · <a href='./'>Autodesk accounts</a></span></header>"]
+    if data.problem:
+        body.append(f"<p class='notice alert' id='problem'>{esc(data.problem)}</p>")
+    elif not data.mirrors:
+        body.append(_no_mirror_notice())
+    body += [_mirror_section(m) for m in data.mirrors]
+    body.append(_connections_section(data.connections))
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+            "<link rel='icon' href='data:,'>"  # no favicon request: the page fetches nothing at all
+            f"<title>Autodesk mirror</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
+
+
+def _no_mirror_notice() -> str:
+    return ("<div class='notice' id='no-mirror'><b>No mirror known yet.</b> The dashboard finds mirrors in "
+            "the asset events of the <code>aps_mirror</code> DAG, which its <code>summarize</code> task "
+            "records after a successful run. Unpause and trigger <code>aps_mirror</code> (DAGs &gt; "
+            "aps_mirror &gt; Trigger). To show a mirror before that, create an event on the "
+            "<code>aps_mirror</code> asset with the extra <code>{\"bucket\": ..., \"prefix\": ..., "
+            "\"aws_conn_id\": ...}</code>, or tell the API server where mirrors are with "
+            f"<code>{MIRRORS_ENV}=s3://bucket/prefix?aws_conn_id=aws_default</code>.</div>")
+
+
+def _mirror_section(mirror: MirrorStatus) -> str:
+    loc = mirror.location
+    where = (f"found in the latest asset event ({esc(_when(loc.last_event_at))})" if loc.last_event_at
+             else f"from {esc(MIRRORS_ENV)}")
+    head = (f"<section class='mirror' data-uri='{esc(loc.uri)}'><h2>{esc(loc.uri)} <small>{where}; "
+            f"read with the connection <code>{esc(loc.aws_conn_id)}</code></small></h2>")
+    if mirror.error or mirror.report is None:
+        return (f"{head}<p class='notice alert mirror-error'>{esc(mirror.error)}<br>Check that the "
+                f"<code>{esc(loc.aws_conn_id)}</code> connection exists and can read the bucket, and that "
+                "aps_mirror has run since the catalog was introduced.</p></section>")
+    report = mirror.report
+    return "".join([head, _totals(report), _projects_table(report.projects), _charts(report),
+                    _failures(report), "</section>"])
+
+
+def _totals(report: CatalogReport) -> str:
+    t = report.totals
+    cards = [("hubs", "Hubs", f"{t.get('hubs', 0):,}"),
+             ("projects", "Projects", f"{t.get('projects', 0):,}"),
+             ("files", "Files mirrored", f"{t.get('files', 0):,}"),
+             ("bytes", "Size", human_bytes(t.get("bytes", 0))),
+             ("unavailable", "Not downloadable", f"{t.get('unavailable', 0):,}"),
+             ("failing_projects", "Failing projects", f"{t.get('failing_projects', 0):,}")]
+    return "<div class='totals' id='totals'>" + "".join(
+        f"<div class='total' data-key='{key}' data-value='{esc(t.get(key, 0))}' title='{esc(t.get(key, 0))}'>"
+        f"<b>{esc(shown)}</b><span>{label}</span></div>" for key, label, shown in cards) + "</div>"
+
+
+def _projects_table(projects: list[ProjectStatus]) -> str:
+    ordered = sorted(projects, key=lambda p: (STATUS_ORDER.get(p.status, 9), p.hub_name, p.project_name))
+    rows = "".join(
+        f"<tr class='project' data-project-id='{esc(p.project_id)}' data-status='{esc(p.status)}' "
+        f"data-files='{p.files}' data-bytes='{p.bytes}' data-unavailable='{p.unavailable}'>"
+        f"<td>{esc(p.hub_name)}</td><td>{esc(p.project_name)}</td>"
+        f"<td><span class='badge {esc(p.status)}'>{esc(STATUS_LABEL.get(p.status, p.status))}</span></td>"
+        f"<td class='when' title='{esc(p.last_success_at)}'>{esc(_when(p.last_success_at) or 'never')}</td>"
+        f"<td class='num'>{esc(_age(p.freshness_hours))}</td>"
+        f"<td class='num'>{p.files:,}</td>"
+        f"<td class='num' title='{p.bytes:,} bytes'>{esc(human_bytes(p.bytes))}</td>"
+        f"<td class='num'>{p.unavailable:,}</td>"
+        f"<td class='error' title='{esc(plain_reason(p.last_error))}'>{esc(plain_reason(p.last_error))}</td></tr>"
+        for p in ordered)
+    return ("<h3>Projects</h3><table id='projects'><tr><th>Hub</th><th>Project</th><th>Status</th>"
+            "<th>Last successful sync</th><th class='num'>Age</th><th class='num'>Files</th>"
+            "<th class='num'>Size</th><th class='num'>Not downloadable</th><th>Last error</th></tr>"
+            f"{rows or '<tr><td colspan=9>No project in the catalog yet.</td></tr>'}</table>")
+
+
+def _charts(report: CatalogReport) -> str:
+    days, by_day = _night_axis(report.nights, report.generated_at)
+
+    def values(field: str) -> list[int | None]:
+        return [getattr(by_day[d], field) if d in by_day else None for d in days]
+
+    changes = bar_chart("chart-changes", "Changes per night", days,
+                        [Series(label, color, values(field)) for field, label, color in CHANGE_SERIES])
+    size = bar_chart("chart-bytes", "Bytes copied per night", days,
+                     [Series("bytes copied", "#0072B2", values("bytes_copied"))], fmt=compact_bytes, base=1024)
+    calls = [v if v is None else v - t for v, t in zip(values("api_calls"), values("throttled"))]
+    api = bar_chart("chart-api", "Autodesk API calls per night", days,
+                    [Series("throttled (429)", "#D55E00", values("throttled")),
+                     Series("answered", "#56B4E9", [None if v is None else max(v, 0) for v in calls])])
+    return f"<h3>Nights (up to {NIGHTS_SHOWN} days)</h3><div class='charts'>{changes}{size}{api}</div>"
+
+
+def _night_axis(nights: list[NightlyChanges], generated_at: str | None) -> tuple[list[str], dict[str, Any]]:
+    """Every day from the first night shown to today, so nights without a run show as gaps."""
+    by_day = {n.day: n for n in nights}
+    try:
+        last = datetime.fromisoformat(str(generated_at)).date()
+    except ValueError:
+        last = max((date.fromisoformat(d) for d in by_day), default=date.today())
+    last = max([last, *(date.fromisoformat(d) for d in by_day)])
+    first = min((date.fromisoformat(d) for d in by_day), default=last)
+    first = max(first, last - timedelta(days=NIGHTS_SHOWN - 1))
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)], by_day
+
+
+def _failures(report: CatalogReport) -> str:
+    failures = report.failures[:FAILURES_SHOWN]
+    if not failures:
+        return "<h3>Failures</h3><p id='no-failures' class='muted'>No failure in the nights shown.</p>"
+    rows = "".join(
+        f"<tr class='failure' data-kind='{esc(f.kind)}'>"
+        f"<td class='when' title='{esc(f.at)}'>{esc(_when(f.at))}</td>"
+        f"<td>{esc(f.hub_name)} / {esc(f.project_name)}</td><td>{esc(f.path or '(whole project)')}</td>"
+        f"<td class='reason'>{esc(plain_reason(f.reason))}</td><td>{esc(advice(f.reason or '', f.kind))}</td></tr>"
+        for f in failures)
+    more = (f"<p class='muted'>{len(report.failures) - FAILURES_SHOWN} more in "
+            "<a href='dashboard.json'>dashboard.json</a>.</p>" if len(report.failures) > FAILURES_SHOWN else "")
+    return ("<h3>Failures</h3><table class='failures' id='failures'><tr><th>When</th><th>Project</th>"
+            f"<th>File</th><th>Reason</th><th>What to do</th></tr>{rows}</table>{more}")
+
+
+def _connections_section(connections: list[ConnectionHealth]) -> str:
+    rows = "".join(
+        f"<tr class='connection' data-conn-id='{esc(c.conn_id)}' data-level='{esc(c.level)}'>"
+        f"<td><code>{esc(c.conn_id)}</code></td><td>{esc(c.auth_mode)}</td><td>{esc(c.defined_in)}</td>"
+        f"<td>{esc(c.account or '')}</td><td class='when'>{esc(_when(c.last_rotation))}</td>"
+        f"<td><span class='badge {esc(c.level)}'>{esc(c.level)}</span> {esc(c.message)}</td></tr>"
+        for c in connections)
+    empty = "<tr><td colspan=6>No autodesk connection: add one in Admin &gt; Connections.</td></tr>"
+    return ("<section id='connections'><h2>Autodesk connections</h2><table><tr><th>Connection</th>"
+            "<th>Auth mode</th><th>Defined in</th><th>Account</th><th>Last token rotation</th><th>Health</th>"
+            f"</tr>{rows or empty}</table></section>")
+
+
+def compact_bytes(n: float) -> str:
+    return human_bytes(n).replace(".0 ", " ")
+
+
+def _when(iso: str | None) -> str:
+    """'2026-05-01 03:12 UTC' from an ISO 8601 timestamp (as given when it does not parse)."""
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _age(hours: float | None) -> str:
+    if hours is None:
+        return "–"
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} d"
