@@ -9,7 +9,7 @@ BENCH_RATE_SCALE; the client budgets the same scaled rates. Measured nights:
 - 5% of projects changed in one folder each (Autodesk's approach: ~6,500 calls);
 - the same two nights for a naive walker (every folder listed, projects one after another),
   on a sample of projects and scaled up, since it is slow by design;
-- one big file (BENCH_BIG_FILE_MB, default 5,120 = 5 GB): throughput and peak RSS of the copy.
+(One big file's throughput and peak memory: bench_big_file.py.)
 
 Each night's wall time is compared with the lower bound the rate limits imply at their
 steady rate: for every rate-limit class, calls / (documented rpm x scale / 60), the largest
@@ -77,8 +77,8 @@ def lower_bound_seconds(calls: dict[str, int]) -> float:
 
 
 class Bench:
-    def __init__(self) -> None:
-        spec = f"projects={PROJECTS},folders={FOLDERS},files={FILES},max_size=2048"
+    def __init__(self, projects: int = PROJECTS, folders: int = FOLDERS, files: int = FILES) -> None:
+        spec = f"projects={projects},folders={folders},files={files},max_size=2048"
         self.sim_proc, line = _start([str(BIN / "aps-mirror"), "simulator", "serve", "--port", "0",
                                       "--generate", spec, "--rate-scale", str(RATE_SCALE)], True)
         self.sim = json.loads(line)
@@ -227,8 +227,6 @@ def run() -> dict[str, Any]:
             "sampled_projects": sample, "api_calls": round(naive["api_calls"] * scale),
             "wall_seconds": round(naive["wall_seconds"] * scale)}
         figures["targets"] = targets(figures)
-        if BIG_FILE_MB > 0:
-            figures["big_file"] = bench.big_file()
         return figures
     finally:
         bench.close()

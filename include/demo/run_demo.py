@@ -1,10 +1,12 @@
-"""`make demo`: run the aps_mirror DAG end to end on embedded defaults, twice.
+"""`make demo`: run the aps_mirror DAG end to end on embedded defaults, three times.
 
 Starts the APS simulator and moto's S3 server on free local ports, points the Airflow
 connections at them through AIRFLOW_CONN_* variables, runs `airflow dags test aps_mirror`
 on SQLite, prints the mirrored tree, checks every file byte for byte against the
-simulator, runs the DAG again (it must copy nothing) and stops the servers
-(`APS_MIRROR_DEMO_KEEP=1` leaves them running and prints how to reach them).
+simulator, runs the DAG again (it must copy nothing), changes two files in the simulator
+and runs it a third time (one download, one rename inside S3), answers two questions from
+the Parquet catalog with DuckDB, and stops the servers (`APS_MIRROR_DEMO_KEEP=1` leaves
+them running and prints how to reach them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import boto3
 import requests
@@ -149,6 +152,35 @@ def verify_byte_identical(s3, sim: dict) -> tuple[int, int]:
     return checked, len(every) - len(truth)
 
 
+def change_two_files(sim: dict, s3) -> tuple[str, str]:
+    """Through the simulator's control API: a new version of one mirrored file, a rename of another."""
+    from aps_mirror.catalog import reader
+
+    con = reader.connect(s3, BUCKET, PREFIX, tables=("files",))
+    (first_id, first_path), (second_id, second_path) = con.sql(
+        "SELECT item_id, path FROM files WHERE status = 'mirrored' AND project_name = 'Riverside Tower' "
+        "AND (name LIKE '%.dwg' OR name LIKE '%.pdf') ORDER BY name LIMIT 2").fetchall()
+    base = sim["base_url"]
+    requests.post(f"{base}/_sim/items/{quote(first_id, safe='')}/versions", json={"size": 4096},
+                  timeout=10).raise_for_status()
+    new_name = "Renamed - " + second_path.rsplit("/", 1)[-1]
+    requests.patch(f"{base}/_sim/items/{quote(second_id, safe='')}", json={"name": new_name},
+                   timeout=10).raise_for_status()
+    return first_path, f"{second_path} renamed to {new_name!r}"
+
+
+def ask_the_catalog(s3) -> None:
+    """The demo's last word: two questions an analyst would ask, answered by DuckDB."""
+    from aps_mirror.catalog import examples, reader
+
+    con = reader.connect(s3, BUCKET, PREFIX)
+    for title, sql in (("The ten largest files", examples.LARGEST_FILES),
+                       ("What the last run changed", examples.CHANGED_IN_LATEST_RUN)):
+        columns, rows = examples.ask(con, sql)
+        print(f"\n    {title}:\n    " + "\n    ".join(sql.strip().splitlines()) + "\n")
+        print("    " + examples.format_rows(columns, rows).replace("\n", "\n    "))
+
+
 def main() -> int:
     keep = os.environ.get("APS_MIRROR_DEMO_KEEP") == "1"
     shutil.rmtree(WORK, ignore_errors=True)
@@ -208,6 +240,20 @@ def main() -> int:
         print(f"    files downloaded on the second run: {copied_again}")
         if copied_again:
             raise SystemExit("the second run copied files although nothing changed")
+
+        say("Run 3: in Autodesk, one file gets a new version and another is renamed")
+        changed, renamed = change_two_files(sim, s3)
+        print(f"    new version of {changed}; {renamed}")
+        airflow(env, "dags", "test", "aps_mirror", log_name="run-3")
+        third = sim_stats(sim["base_url"])
+        downloads = third["downloads"] - second["downloads"]
+        print(f"    files downloaded on the third run: {downloads} (the rename is a copy inside S3)")
+        if downloads != 1:
+            raise SystemExit(f"the third run downloaded {downloads} files; only the new version should be")
+        verify_byte_identical(s3, sim)
+
+        say("Ask the catalog (DuckDB over the Parquet tables in _aps_mirror/catalog/)")
+        ask_the_catalog(s3)
 
         say("Look at it yourself")
         if keep:

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from aps_mirror.catalog import reader
+
 from tests.conftest import FAST_RETRY  # noqa: F401  (same servers as the other tests)
 from tests.mirror.test_selection import selected_by_default
 
@@ -44,9 +46,21 @@ def test_sync_json_summary_matches_the_simulators_request_log(simulator, bucket,
     assert summary["api_calls_total"] == sum(served.values())
     # Progress went to stderr, the JSON alone to stdout.
     assert "files" in result.stderr
+    assert summary["catalog"]["files"] == len(files), "the run published the catalog"
 
     again = json.loads(cli("sync", "--bucket", bucket, "--json", env=env).stdout)
     assert again["files_copied"] == 0 and again["files_skipped"] == len(files)
+
+
+def test_sync_publishes_the_catalog_and_report_reads_it(simulator, bucket, env, s3):
+    assert cli("sync", "--bucket", bucket, "--json", env=env).returncode == 0
+    files = selected_by_default(simulator.sim)
+    con = reader.connect(s3, bucket, "autodesk")
+    assert con.sql("SELECT count(*) FROM files WHERE status = 'mirrored'").fetchone()[0] == len(files)
+    assert con.sql("SELECT count(*), sum(files_copied) FROM runs").fetchone() == (3, len(files))
+    report = json.loads(cli("report", "--bucket", bucket, "--json", env=env).stdout)
+    assert report["totals"]["files"] == len(files) and report["totals"]["projects"] == 3
+    assert {p["status"] for p in report["projects"]} == {"ok"}
 
 
 def test_dry_run_prints_the_plan(simulator, bucket, env, s3):

@@ -17,7 +17,7 @@ LIMIT 10
 
 # What the latest run (the newest run_id in `events`) did, file by file.
 CHANGED_IN_LATEST_RUN = """
-WITH latest AS (SELECT run_id FROM events ORDER BY at DESC LIMIT 1)
+WITH latest AS (SELECT run_id FROM events ORDER BY "at" DESC LIMIT 1)
 SELECT action, project_name, path, version_number, size, reason
 FROM events
 WHERE run_id = (SELECT run_id FROM latest)

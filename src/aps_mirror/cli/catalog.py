@@ -8,9 +8,8 @@ import json
 import sys
 from typing import Any
 
-from aps_mirror.cli.common import ExitCode, s3_client
+from aps_mirror.cli.common import ExitCode, open_bucket
 from aps_mirror.connection import DEFAULT_AWS_CONN_ID
-from aps_mirror.errors import ConfigError
 
 
 def add_location_options(parser: argparse.ArgumentParser) -> None:
@@ -87,22 +86,3 @@ def run_download(args: argparse.Namespace) -> int:
     print(f"catalog copied to {folder}; e.g. duckdb -c \"SELECT count(*) FROM "
           f"read_parquet('{folder}/files/*/*.parquet', hive_partitioning = true)\"")
     return ExitCode.OK
-
-
-def open_bucket(aws_conn_id: str, bucket: str) -> Any:
-    """An S3 client that can read the bucket, or a ConfigError that says what to fix."""
-    from botocore.exceptions import ClientError, EndpointConnectionError
-
-    s3 = s3_client(aws_conn_id)
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except EndpointConnectionError as exc:
-        raise ConfigError(f"Cannot reach S3 ({exc}); check the endpoint_url of connection {aws_conn_id!r}.") from None
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code in ("404", "NoSuchBucket"):
-            raise ConfigError(f"Bucket {bucket!r} does not exist; pass the bucket the mirror "
-                              "writes to (--bucket).") from None
-        raise ConfigError(f"Cannot read bucket {bucket!r} ({code}); check the credentials of "
-                          f"connection {aws_conn_id!r} and the bucket policy.") from None
-    return s3

@@ -11,6 +11,7 @@ from aps_mirror.aps.auth import SsaConnection
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.connection import ApsConnection, AuthMode, S3Settings, lookup_connection
+from aps_mirror.errors import ConfigError
 
 
 class ExitCode(IntEnum):
@@ -48,3 +49,22 @@ def token_store_for(connection: ApsConnection) -> Any:
 
 def s3_client(aws_conn_id: str) -> Any:
     return S3Settings.from_fields(lookup_connection(aws_conn_id, required=False)).client()
+
+
+def open_bucket(aws_conn_id: str, bucket: str) -> Any:
+    """An S3 client that can use the bucket, or a ConfigError that says what to fix."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    s3 = s3_client(aws_conn_id)
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except EndpointConnectionError as exc:
+        raise ConfigError(f"Cannot reach S3 ({exc}); check the endpoint_url of connection {aws_conn_id!r}.") from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("404", "NoSuchBucket"):
+            raise ConfigError(f"Bucket {bucket!r} does not exist; create it first "
+                              f"(aws s3 mb s3://{bucket}) or pass another --bucket.") from None
+        raise ConfigError(f"Cannot use bucket {bucket!r} ({code}); check the credentials of "
+                          f"connection {aws_conn_id!r} and the bucket policy.") from None
+    return s3

@@ -9,9 +9,8 @@ import sys
 from contextlib import nullcontext
 
 from aps_mirror.catalog.writer import CatalogWriter
-from aps_mirror.cli.common import ExitCode, aps_client, s3_client
+from aps_mirror.cli.common import ExitCode, aps_client, open_bucket
 from aps_mirror.connection import DEFAULT_AWS_CONN_ID, DEFAULT_CONN_ID
-from aps_mirror.errors import ConfigError
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine, ProjectResult, RunSummary
 from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
 
@@ -65,8 +64,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     client = aps_client(args.conn_id)
-    s3 = s3_client(args.aws_conn_id)
-    _check_bucket(s3, args.bucket, args.aws_conn_id)
+    s3 = open_bucket(args.aws_conn_id, args.bucket)
     config = MirrorConfig(bucket=args.bucket, prefix=args.prefix, dry_run=args.dry_run,
                           project_filter=tuple(args.project), exclude_projects=tuple(args.exclude_project),
                           hub_filter=tuple(args.hub), exclude_hubs=tuple(args.exclude_hub),
@@ -144,19 +142,3 @@ def parse_size(text: str) -> int:
 
 def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
-
-
-def _check_bucket(s3, bucket: str, aws_conn_id: str) -> None:
-    from botocore.exceptions import ClientError, EndpointConnectionError
-
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except EndpointConnectionError as exc:
-        raise ConfigError(f"Cannot reach S3 ({exc}); check the endpoint_url of connection {aws_conn_id!r}.") from None
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code in ("404", "NoSuchBucket"):
-            raise ConfigError(f"Bucket {bucket!r} does not exist; create it first "
-                              f"(aws s3 mb s3://{bucket}) or pass another --bucket.") from None
-        raise ConfigError(f"Cannot use bucket {bucket!r} ({code}); check the credentials of "
-                          f"connection {aws_conn_id!r} and the bucket policy.") from None

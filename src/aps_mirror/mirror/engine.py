@@ -459,9 +459,12 @@ class MirrorEngine:
                 manifest.items[item_id] = _entry(action, transferred, kept)
                 manifest.items[item_id].versions_kept = self.config.versions == "all"
                 manifest.unavailable.pop(item_id, None)
+                reason = action.reason
+                if transferred.reused and action.kind is ActionKind.COPY:
+                    reason += ": the same bytes as the mirrored version, copied inside S3 (no download)"
                 events.add(_event_action(action, transferred), item_id, action.remote.source_path,
                            key=action.key, previous_key=action.previous.key if action.previous else None,
-                           version=action.remote.version, size=transferred.size, reason=action.reason)
+                           version=action.remote.version, size=transferred.size, reason=reason)
                 if action.replaces_key:  # removed only after the manifest no longer needs it
                     manifest.pending_deletes.append(action.replaces_key)
         progress.finish()
