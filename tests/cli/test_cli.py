@@ -56,8 +56,8 @@ def test_sync_publishes_the_catalog_and_report_reads_it(simulator, bucket, env, 
     assert cli("sync", "--bucket", bucket, "--json", env=env).returncode == 0
     files = selected_by_default(simulator.sim)
     con = reader.connect(s3, bucket, "autodesk")
-    assert con.sql("SELECT count(*) FROM files WHERE status = 'mirrored'").fetchone()[0] == len(files)
-    assert con.sql("SELECT count(*), sum(files_copied) FROM runs").fetchone() == (3, len(files))
+    assert con.execute("SELECT count(*) FROM files WHERE status = 'mirrored'").fetchone()[0] == len(files)
+    assert con.execute("SELECT count(*), sum(files_copied) FROM runs").fetchone() == (3, len(files))
     report = json.loads(cli("report", "--bucket", bucket, "--json", env=env).stdout)
     assert report["totals"]["files"] == len(files) and report["totals"]["projects"] == 3
     assert {p["status"] for p in report["projects"]} == {"ok"}

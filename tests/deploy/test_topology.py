@@ -188,8 +188,8 @@ def test_celery_deployment_mirrors_the_demo_account(deployment, s3):
 
     # The catalog says the same as the simulator; the digest DAG ran on each publish.
     con = reader.connect(s3, BUCKET, "autodesk")
-    assert con.sql("SELECT count(*) FROM files WHERE status = 'mirrored'").fetchone()[0] == len(files)
-    assert con.sql("SELECT count(DISTINCT run_id) FROM runs").fetchone()[0] == 2
+    assert con.execute("SELECT count(*) FROM files WHERE status = 'mirrored'").fetchone()[0] == len(files)
+    assert con.execute("SELECT count(DISTINCT run_id) FROM runs").fetchone()[0] == 2
     digest_url = f"{base}/api/v2/dags/{DIGEST}/dagRuns"
     wait_until(lambda: [r["state"] for r in api.get(digest_url, timeout=10).json()["dag_runs"]].count("success") >= 1,
                300, "the catalog digest DAG run")
