@@ -130,7 +130,8 @@ def aps_mirror() -> None:
 
         # Runs only when every sync succeeded (default trigger rule): only a clean run proves
         # that a project is gone rather than unreadable.
-        retired = mirror_engine(params).retire_missing_projects([ProjectRef.from_dict(p) for p in projects])
+        engine = mirror_engine(params, run_id=get_current_context()["run_id"])
+        retired = engine.retire_missing_projects([ProjectRef.from_dict(p) for p in projects])
         return [r.to_dict() for r in retired]
 
     @task(outlets=list(CATALOG.values()), trigger_rule=TriggerRule.ALL_DONE)

@@ -6,6 +6,7 @@ from collections import Counter
 
 from aps_mirror.catalog.records import CatalogEvent, EventAction, ProjectRun
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
+from aps_mirror.mirror.plan import DeleteLimit
 from tests.mirror.test_engine import PREFIX, mirrored
 
 
@@ -90,3 +91,22 @@ def test_dry_runs_record_nothing(simulator, aps, s3, bucket):
     sink = RecordingSink()
     sync(aps, s3, bucket, sink, "dry", dry_run=True)
     assert sink.runs == [] and sink.events == []
+
+
+def test_a_project_gone_from_autodesk_is_recorded_with_its_deletes(simulator, aps, s3, bucket):
+    sim, sink = simulator.sim, RecordingSink()
+    sync(aps, s3, bucket, sink, "night-1")
+    gone = sim.project_id("Harbor Bridge Retrofit")
+    held = [i for i, e in mirrored(s3, bucket).items() if not e["deleted_at"]]
+    sim.delete_project(gone)
+    sink.runs.clear()
+    sink.events.clear()
+    engine = MirrorEngine(aps, s3, MirrorConfig(bucket=bucket, prefix=PREFIX, max_delete=DeleteLimit()),
+                          catalog=sink, run_id="night-2")
+    listed = engine.list_projects()
+    engine.retire_missing_projects(listed)
+    (run,) = sink.runs
+    assert run.project_id == gone and run.run_id == "night-2" and run.status == "success"
+    deleted = {e.item_id for e in sink.events if e.action == EventAction.DELETED}
+    assert deleted and run.files_deleted == len(deleted)
+    assert deleted < set(held), "only the gone project's files"

@@ -243,11 +243,19 @@ class MirrorEngine:
                                    "key": manifest.items[i].key, "size": manifest.items[i].size,
                                    "reason": "project no longer in Autodesk"} for i in gone]
             else:
-                self._apply_deletes(manifest, gone, result)
+                started = now_iso()
+                segments = (list(manifest.root_segments) + ["", ""])[:2]
+                ref = ProjectRef(hub_id=manifest.hub_id, hub_name=hub_names[manifest.hub_id],
+                                 project_id=manifest.project_id, project_name=manifest.project_name,
+                                 hub_segment=segments[0], project_segment=segments[1])
+                events = _Events(self.run_id, ref)
+                self._apply_deletes(manifest, gone, result, events)
                 if result.files_deleted:
                     manifest.root_rollup = None
                     self.manifests.save(manifest)
                     self._finish_pending_deletes(manifest)
+                if self.catalog is not None:
+                    self._record_run(ref, result, events.rows, started, 0, None)
             results.append(result)
         return results
 
