@@ -2,16 +2,16 @@
 ### aps_mirror: every night, copy what changed in Autodesk cloud documents into S3
 
 1. **list_projects** asks Autodesk Platform Services (APS) for every project the
-   `autodesk` connection can see, keeping those that match `project_filter`.
+   `autodesk` connection can see, keeping those the hub and project filters select.
 2. **sync_project** runs once per project (mapped), copying new and changed files to
    `s3://<bucket>/<prefix>/...` and committing that project's manifest. It runs in the
    `autodesk_api` pool, which bounds the parallel load on Autodesk's rate limits.
 3. **retire_removed_projects** applies the delete policy to mirrored projects Autodesk no
    longer lists (only after a clean run).
-4. **publish_catalog** folds the run into the Parquet catalog next to the mirror
+4. **publish_catalog_tables** folds the run into the Parquet catalog next to the mirror
    (`_aps_mirror/catalog/`: files, versions, folders, projects, runs, events) and updates one
    asset per table, so downstream DAGs can schedule on them. It runs even when projects failed:
-   the failures are in the catalog too.
+   the failures are in the catalog too. A dry run skips it (the catalog stays as it was).
 5. **summarize** adds the projects up, logs the totals, and updates the `aps_mirror` asset
    with the counts. It fails the run if any project failed.
 
@@ -140,11 +140,13 @@ def aps_mirror() -> None:
         """Fold this run's records into the catalog, rebuild its tables, and tell their assets."""
         from aps_mirror.mirror.engine import ProjectResult, RunSummary
 
-        if params["dry_run"]:
-            log.info("dry run: the catalog is left as it is")
-            return {}
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if params["dry_run"]:  # skipped, so no asset event wakes downstream DAGs for nothing
+            raise AirflowSkipException("dry run: the catalog is left as it is")
         rows = publish_catalog(params)
-        done = [ProjectResult.from_dict(r) for r in (results[:] if results is not None else []) if r]
+        done = [ProjectResult.from_dict(r) for r in [*(results[:] if results is not None else []),
+                                                       *(retired or [])] if r]
         counts = RunSummary.combine(done).to_dict()
         for key in ("planned", "errors", "api_calls"):
             counts.pop(key, None)

@@ -114,3 +114,11 @@ def test_the_example_digest_dag_runs_on_the_catalog_assets(monkeypatch: pytest.M
     uris = {a.uri for a in condition.objects}
     assert uris == {"s3://acme-docs/autodesk/_aps_mirror/catalog/files",
                     "s3://acme-docs/autodesk/_aps_mirror/catalog/events"}
+
+
+def test_a_dry_run_skips_the_catalog_publish() -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    task = load_dag().get_task("publish_catalog_tables")
+    with pytest.raises(AirflowSkipException, match="dry run"):
+        task.python_callable([], [], {"dry_run": True}, outlet_events={})
