@@ -6,10 +6,7 @@ Needs Debian's chromium + chromium-driver (include/setup/install_chromium.sh) an
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,14 +15,13 @@ import requests
 
 from aps_mirror.simulator import Simulator, SimulatorServer
 from tests.airflow_deployment import AIRFLOW, USER, Deployment, airflow_deployment
+from tests.e2e.browser import needs_chromium, signed_in_chromium
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CONN_ID = "autodesk_ui"
-pytestmark = pytest.mark.skipif(not Path(CHROMEDRIVER).exists(),
-                                reason="run include/setup/install_chromium.sh first")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -53,29 +49,9 @@ def deployment(tmp_path_factory, simulator: SimulatorServer) -> Iterator[Deploym
 
 @pytest.fixture
 def browser(deployment: Deployment) -> Iterator[object]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="aps-mirror-chromium-")
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    driver.implicitly_wait(10)  # a form post redirects through the callback: wait for the page
-    try:
-        # The operator's Airflow session: the JWT cookie the UI's login would set.
-        token = requests.post(f"{deployment.base}/auth/token", timeout=10,
-                              json={"username": USER, "password": deployment.password}).json()["access_token"]
-        driver.get(f"{deployment.base}/api/v2/version")
-        driver.add_cookie({"name": "_token", "value": token, "path": "/"})
+    # implicit wait: a form post redirects through the callback, so wait for the page
+    with signed_in_chromium(deployment, page_load_timeout=30, implicit_wait=10) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_connect_page_runs_the_consent_flow_and_refuses_forged_or_replayed_state(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -37,15 +36,14 @@ from aps_mirror.catalog import reader
 from aps_mirror.catalog.writer import CatalogWriter
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
 from aps_mirror.simulator import Simulator, SimulatorServer
-from tests.airflow_deployment import REPO, USER, Deployment, airflow_deployment, run_airflow
+from tests.airflow_deployment import REPO, Deployment, airflow_deployment, run_airflow
 from tests.conftest import FAST_RETRY, connection_for
+from tests.e2e.browser import needs_chromium, signed_in_chromium
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-pytestmark = pytest.mark.skipif(not Path(CHROMEDRIVER).exists(),
-                                reason="run include/setup/install_chromium.sh first")
+pytestmark = needs_chromium
 
 PREFIX = "autodesk"
 AWS_CONN_ID = "aws_mirror"  # not aws_default: the page must use the connection the event names
@@ -203,27 +201,10 @@ def registered(deployment: Deployment, mirror: Mirror) -> dict:
 
 @pytest.fixture
 def browser(deployment: Deployment) -> Iterator[Any]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="aps-mirror-chromium-")
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--hide-scrollbars", f"--window-size={LAPTOP[0]},{LAPTOP[1]}", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    driver.implicitly_wait(5)
-    try:
-        driver.get(f"{deployment.base}/api/v2/version")
-        driver.add_cookie({"name": "_token", "value": _token(deployment), "path": "/"})
+    with signed_in_chromium(deployment, "--hide-scrollbars", f"--window-size={LAPTOP[0]},{LAPTOP[1]}",
+                            page_load_timeout=60, implicit_wait=5) as driver:
         set_viewport(driver, *LAPTOP)
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def set_viewport(driver: Any, width: int, height: int) -> None:
@@ -232,11 +213,6 @@ def set_viewport(driver: Any, width: int, height: int) -> None:
     outer = driver.get_window_size()
     driver.set_window_size(outer["width"] + width - inner[0], outer["height"] + height - inner[1])
     assert driver.execute_script("return [window.innerWidth, window.innerHeight]") == [width, height]
-
-
-def _token(deployment: Deployment) -> str:
-    return requests.post(f"{deployment.base}/auth/token", timeout=10,
-                         json={"username": USER, "password": deployment.password}).json()["access_token"]
 
 
 # ---------------------------------------------------------------------------- tests
