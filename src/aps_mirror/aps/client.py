@@ -91,9 +91,11 @@ class ApsClient:
         body = self.transport.get_json(path, {"minutesExpiration": minutes})
         return SignedDownload.from_json(body)
 
-    def open_signed_url(self, url: str, start: int = 0) -> requests.Response:
-        """Stream the bytes behind a signed URL (no APS auth header), from byte `start`."""
-        headers = {"Range": f"bytes={start}-"} if start else None
+    def open_signed_url(self, url: str, start: int = 0, end: int | None = None) -> requests.Response:
+        """Stream the bytes behind a signed URL (no APS auth header), from byte `start` to
+        byte `end` included (to the last byte when None)."""
+        wanted = f"bytes={start}-{'' if end is None else end}"
+        headers = {"Range": wanted} if start or end is not None else None
         return self.transport.request("GET", url, headers=headers, authenticated=False,
                                       stream=True, endpoint=endpoints.SIGNED_URL_DOWNLOAD)
 

@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 import requests
 
-from aps_mirror.aps import endpoints
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.retry import RETRYABLE_STATUSES
 from aps_mirror.errors import ApiError, TransferError
@@ -308,7 +307,7 @@ class _RangedCopy:
         """The bytes start..end (inclusive) of the signed URL, all of them or an error."""
         wanted = end - start + 1
         body = bytearray()
-        with _open_range(self.client, url, start, end) as response:
+        with self.client.open_signed_url(url, start, end) as response:
             _check_partial(response, start, end, self.size)
             for chunk in response.iter_content(READ_CHUNK):
                 self._check_running()
@@ -337,14 +336,6 @@ class _RangedCopy:
     def _check_running(self) -> None:
         if self._stop.is_set():
             raise _Cancelled()
-
-
-def _open_range(client: ApsClient, url: str, start: int, end: int) -> requests.Response:
-    """Stream bytes start..end of a signed URL: like ApsClient.open_signed_url, no APS auth
-    header, counted and budgeted as a signed URL download, but with a closed range."""
-    return client.transport.request("GET", url, headers={"Range": f"bytes={start}-{end}"},
-                                    authenticated=False, stream=True,
-                                    endpoint=endpoints.SIGNED_URL_DOWNLOAD)
 
 
 def _check_partial(response: requests.Response, start: int, end: int, size: int) -> None:
