@@ -1,0 +1,249 @@
+"""Which account a mirror prefix belongs to, and the key segment each hub and project keeps.
+
+Kept at `{prefix}/_aps_mirror/mirror.json`:
+
+    {"format": 1, "created_at": ..., "client_id": <the APS app that created it>,
+     "hubs": {hub_id: {"name", "segment"}},
+     "projects": {project_id: {"hub_id", "name", "segment"}}}
+
+It lets a run refuse a prefix that holds another account's mirror, and it pins the key segment
+of every hub and project: once recorded, a segment stays with its id for good, and a newcomer
+never gets one that is taken. Which segment a newcomer gets (the collision rule) is the keys
+module's business; this record only stores segments and says which are taken.
+
+Written whole with conditional PUTs (If-None-Match for a new prefix, If-Match on the ETag read).
+When another process wrote first (two tasks of a run each adding their project), `save` re-reads
+and merges this record's changes into the newer one, so both land.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from aps_mirror.errors import ApsMirrorError, ConfigError
+from aps_mirror.mirror.manifest import meta_prefix
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+Kind = Literal["hub", "project"]
+# Someone else wrote mirror.json between our read and our write (NoSuchKey: deleted meanwhile).
+CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
+MAX_CONFLICTS = 10
+
+
+class SegmentTaken(ApsMirrorError):
+    """The segment wanted for a hub or project is recorded for another one: choose another."""
+
+    def __init__(self, message: str, *, clashes: list[tuple[Kind, str]]) -> None:
+        super().__init__(message)
+        self.clashes = clashes  # (kind, id) whose assignment was refused
+
+
+def record_key(prefix: str) -> str:
+    return f"{meta_prefix(prefix)}/mirror.json"
+
+
+class MirrorRecord:
+    """mirror.json of one prefix, as read, plus this run's changes until `save`."""
+
+    def __init__(self, s3: Any, bucket: str, prefix: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.prefix = prefix
+        self.key = record_key(prefix)
+        self.where = f"s3://{bucket}/{prefix.strip('/')}".rstrip("/")
+        self.created_at: str | None = None
+        self.client_id: str | None = None
+        self.hubs: dict[str, dict[str, str]] = {}  # hub id -> {name, segment}
+        self.projects: dict[str, dict[str, str]] = {}  # project id -> {hub_id, name, segment}
+        self.etag: str | None = None  # as read; None while the prefix has no record
+        self._stored_header: tuple[str | None, str | None] = (None, None)  # (created_at, client_id) as read
+        self._changed: dict[tuple[Kind, str], dict[str, str]] = {}  # assignments not saved yet
+        self._claim: tuple[dict[str, str], bool] | None = None  # (visible hubs, allow other account)
+
+    # -- reading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, s3: Any, bucket: str, prefix: str) -> MirrorRecord:
+        """The prefix's record; an empty one (`exists` False) for a prefix that has none yet."""
+        record = cls(s3, bucket, prefix)
+        record._reload()
+        return record
+
+    @property
+    def exists(self) -> bool:
+        return self.etag is not None
+
+    def _reload(self) -> None:
+        try:
+            answer = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+            self.created_at, self.client_id, self.hubs, self.projects, self.etag = None, None, {}, {}, None
+            self._stored_header = (None, None)
+            return
+        try:
+            body = json.loads(answer["Body"].read())
+            if body.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {body.get('format')!r}, expected {FORMAT_VERSION}")
+            hubs = {str(k): {"name": str(v["name"]), "segment": str(v["segment"])}
+                    for k, v in (body.get("hubs") or {}).items()}
+            projects = {str(k): {"hub_id": str(v["hub_id"]), "name": str(v["name"]),
+                                 "segment": str(v["segment"])}
+                        for k, v in (body.get("projects") or {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"s3://{self.bucket}/{self.key} is damaged ({type(exc).__name__}: {exc}); restore it from "
+                "the bucket's versions: it pins the keys of every hub and project of the mirror."
+            ) from None
+        self.created_at, self.client_id = body.get("created_at"), body.get("client_id")
+        self.hubs, self.projects, self.etag = hubs, projects, answer["ETag"]
+        self._stored_header = (self.created_at, self.client_id)
+
+    # -- the account --------------------------------------------------------------------------
+    def claim(self, visible_hub_ids: Iterable[str], client_id: str,
+              allow_other_account: bool = False) -> None:
+        """Check that this connection's account is the one the prefix mirrors, and note it.
+
+        `visible_hub_ids` are the hubs the connection sees (a mapping of id to name gives better
+        messages). Refuses with ConfigError when the prefix records hubs and none is visible,
+        unless `allow_other_account`. Takes effect on disk with `save()`.
+        """
+        visible = dict(visible_hub_ids) if isinstance(visible_hub_ids, Mapping) else {
+            hub_id: hub_id for hub_id in visible_hub_ids}
+        self._check_account(visible, allow_other_account)
+        self._claim = (visible, allow_other_account)
+        if self.client_id is None:
+            self.client_id = client_id
+        elif self.client_id != client_id:
+            log.info("%s was created by APS app %s; this run uses %s (same hubs)", self.where,
+                     self.client_id, client_id)
+
+    def _check_account(self, visible: dict[str, str], allow_other_account: bool) -> None:
+        if not self.hubs or set(self.hubs) & set(visible):
+            return
+        recorded = ", ".join(sorted(h["name"] or hub_id for hub_id, h in self.hubs.items()))
+        seen = ", ".join(sorted(name or hub_id for hub_id, name in visible.items())) or "no hub"
+        if allow_other_account:
+            log.warning("%s holds the mirror of hubs %s; mirroring %s beside it (--allow-other-account)",
+                        self.where, recorded, seen)
+            return
+        raise ConfigError(f"{self.where} holds the mirror of hubs {recorded}; this connection sees {seen}. "
+                          "Use another prefix, or pass --allow-other-account to mirror both here.")
+
+    # -- segments -----------------------------------------------------------------------------
+    def _entries(self, kind: Kind) -> dict[str, dict[str, str]]:
+        if kind == "hub":
+            return self.hubs
+        if kind == "project":
+            return self.projects
+        raise ValueError(f"kind must be 'hub' or 'project', got {kind!r}")
+
+    def segment_for(self, kind: Kind, id_: str) -> str | None:
+        """The segment recorded for a hub or project; None for one never mirrored here."""
+        entry = self._entries(kind).get(id_)
+        return entry["segment"] if entry else None
+
+    def taken_segments(self, kind: Kind, parent_id: str | None = None) -> set[str]:
+        """Segments already recorded: every hub's, or the projects' of hub `parent_id`."""
+        entries = self._entries(kind).values()
+        if kind == "project":
+            return {e["segment"] for e in entries if e["hub_id"] == parent_id}
+        return {e["segment"] for e in entries}
+
+    def assign(self, kind: Kind, id_: str, wanted_segment: str, *, name: str,
+               hub_id: str | None = None) -> str:
+        """Record a segment for a hub or project and return the one it keeps.
+
+        A known id keeps its recorded segment (`wanted_segment` is ignored; a new name is noted).
+        A new id gets `wanted_segment`, unless another one of the same parent has it: SegmentTaken.
+        Projects need their `hub_id`. Takes effect on disk with `save()`.
+        """
+        if kind == "project" and not hub_id:
+            raise ValueError("a project's segment is assigned under its hub: pass hub_id")
+        entries = self._entries(kind)
+        known = entries.get(id_)
+        segment = known["segment"] if known else wanted_segment
+        if known is None and segment in self.taken_segments(kind, hub_id):
+            raise SegmentTaken(f"{self.where}: segment {segment!r} already belongs to another {kind}; "
+                               "choose another one.", clashes=[(kind, id_)])
+        entry = {"name": name, "segment": segment} | ({"hub_id": hub_id} if kind == "project" else {})
+        if entry != known:
+            entries[id_] = entry
+            self._changed[(kind, id_)] = entry
+        return segment
+
+    # -- writing ------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write this run's changes; merge them into a newer record if another process wrote first.
+
+        On a merge, a recorded segment wins over this run's: an id assigned meanwhile keeps the
+        other writer's segment, and a segment the other writer gave to another id is refused.
+        Everything else is saved, then SegmentTaken names the refused assignments (the record then
+        holds the merged state: `assign` them again and `save`).
+        """
+        clashes: list[tuple[Kind, str]] = []
+        for _ in range(MAX_CONFLICTS):
+            if self.exists and not self._changed and self._stored_header == (self.created_at, self.client_id):
+                break  # nothing to write
+            if self.created_at is None:
+                self.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            condition = {"IfMatch": self.etag} if self.etag else {"IfNoneMatch": "*"}
+            try:
+                answer = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=self._to_json(),
+                                            ContentType="application/json", **condition)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in CONFLICT_CODES:
+                    raise
+                time.sleep(random.uniform(0.01, 0.1))  # desynchronise the writers
+                clashes += self._merge_into_latest()
+                continue
+            self.etag = answer["ETag"]
+            self._changed.clear()
+            self._stored_header = (self.created_at, self.client_id)
+            break
+        else:
+            raise ApsMirrorError(f"s3://{self.bucket}/{self.key} kept changing under {MAX_CONFLICTS} "
+                                 "attempts to update it; another run is writing it. Try again in a minute.")
+        if clashes:
+            names = ", ".join(f"{kind} {id_}" for kind, id_ in clashes)
+            raise SegmentTaken(f"{self.where}: another process recorded the segments wanted for {names} "
+                               "meanwhile; assign them again.", clashes=clashes)
+
+    def _merge_into_latest(self) -> list[tuple[Kind, str]]:
+        """Re-read the record and re-apply this run's changes to it; return the refused ones."""
+        changed, claim = dict(self._changed), self._claim
+        created_at, client_id = self.created_at, self.client_id
+        self._reload()
+        if claim is not None:
+            self._check_account(*claim)
+        self.created_at = self.created_at or created_at
+        self.client_id = self.client_id or client_id
+        self._changed.clear()
+        refused: list[tuple[Kind, str]] = []
+        for (kind, id_), entry in changed.items():
+            try:
+                kept = self.assign(kind, id_, entry["segment"], name=entry["name"],
+                                   hub_id=entry.get("hub_id"))
+            except SegmentTaken:
+                refused.append((kind, id_))
+                continue
+            if kept != entry["segment"]:
+                refused.append((kind, id_))
+                log.info("%s: %s %s was given segment %r by another process meanwhile (not %r)",
+                         self.where, kind, id_, kept, entry["segment"])
+        return refused
+
+    def _to_json(self) -> bytes:
+        body = {"format": FORMAT_VERSION, "created_at": self.created_at, "client_id": self.client_id,
+                "hubs": dict(sorted(self.hubs.items())), "projects": dict(sorted(self.projects.items()))}
+        return json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8")
