@@ -109,7 +109,7 @@ def default_top_folders(sim: dict) -> set[tuple[str, str, str]]:
     from aps_mirror.aps.client import ApsClient
     from aps_mirror.aps.transport import ApsTransport
     from aps_mirror.connection import ApsConnection, AuthMode
-    from aps_mirror.mirror.walk import select_top_folders
+    from aps_mirror.mirror.selection import select_top_folders
 
     client = ApsClient(ApsTransport(ApsConnection(
         conn_id="demo", client_id=sim["client_id"], client_secret=sim["client_secret"],

@@ -15,7 +15,7 @@ from aps_mirror.aps.models import Folder
 from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine, RunSummary
 from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
-from aps_mirror.mirror.walk import select_top_folders
+from aps_mirror.mirror.selection import select_top_folders
 from aps_mirror.simulator import Simulator, SimulatorServer
 from aps_mirror.simulator.model import ACC, FUSION
 from tests.conftest import FAST_RETRY, connection_for

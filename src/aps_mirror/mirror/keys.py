@@ -1,6 +1,6 @@
-"""S3 keys for mirrored files: safe for S3 and for a later restore onto Windows or macOS.
+"""The mirror's key space: every S3 key is derived here, and nothing may leave it.
 
-Rules (each segment: hub name, project name, folder names, file name):
+Segment rules (each of hub name, project name, folder names, file name):
 1. Unicode is normalised to NFC, so a name typed on macOS (NFD) and on Windows maps to one key.
 2. Characters Windows forbids (< > : " | ? * / \\) become their full-width look-alikes
    (＜ ＞ ： ＂ ｜ ？ ＊ ／ ＼), as rclone does: readable, and distinct from each other.
@@ -10,12 +10,23 @@ Rules (each segment: hub name, project name, folder names, file name):
    The names "." and ".." become "．" and "．．", so no key can climb out of its folder.
 5. Windows' reserved device names (CON, PRN, AUX, NUL, COM1-9, LPT1-9, with or without an
    extension, any case) get a "_" after the stem: "con.txt" -> "con_.txt".
-6. A segment longer than 255 UTF-8 bytes (macOS and most Linux file systems' limit) is cut
+6. The mirror's own names (`_aps_mirror`, `_versions`, `_long_paths`, any case) are never
+   produced from user content: a user's folder `_versions` becomes `＿versions` (full-width
+   low line), so it can never land on the mirror's metadata or kept versions.
+7. A segment longer than 255 UTF-8 bytes (macOS and most Linux file systems' limit) is cut
    and given "~" plus 8 hex digits of the SHA-1 of the full name, keeping the extension.
-7. An empty name becomes "_".
-8. A whole key over S3's 1,024 bytes folds its folder path into a hash (see `object_key`).
-Names that still collide in one folder (differing only by case or normalisation) are told
-apart by the caller with `disambiguate`.
+8. An empty name becomes "_".
+9. A whole key over S3's 1,024 bytes folds its folder path into a hash (see `object_key`).
+
+One collision rule (`assign_segments`), the same for hubs, projects, folders and files: names
+that still collide in one parent (by case, normalisation, or the rules above) are told apart
+by the entry's id, and an entry keeps the segment it already holds. A newcomer never takes a
+segment that an entry of the same parent holds or held at the start of the run (renamed or
+deleted entries included), so no object is ever written where another is still read from.
+The outcome does not depend on listing order.
+
+`ProjectKeys` is a project's own key root: every write and delete of a project's sync is
+checked against it (`ProjectKeys.check`).
 """
 
 from __future__ import annotations
@@ -23,16 +34,30 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from aps_mirror.errors import ApsMirrorError
 
 MAX_SEGMENT_BYTES = 255
 MAX_KEY_BYTES = 1024  # S3's limit for a whole key
 
+META_DIR = "_aps_mirror"  # {prefix}/_aps_mirror/: manifests, catalog, trash, lock, mirror record
+VERSIONS_DIR = "_versions"  # {project}/_versions/: earlier versions (versions=all)
+LONG_PATHS_DIR = "_long_paths"  # {project}/_long_paths/: folders folded by rule 9
+RESERVED_NAMES = frozenset({META_DIR, VERSIONS_DIR, LONG_PATHS_DIR})
+
 _FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in '<>:"|?*/\\'}
 _CONTROL = {chr(i): chr(0x2400 + i) for i in range(0x20)} | {"\x7f": "\u2421"}
 _TRANSLATE = str.maketrans(_FULLWIDTH | _CONTROL)
-_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.IGNORECASE)
+_DEVICE_NAMES = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.IGNORECASE)
 _SPACE_SYMBOL = "\u2420"  # ␠
 _FULLWIDTH_DOT = "\uff0e"  # ．
+_FULLWIDTH_LOW_LINE = "\uff3f"  # ＿
+
+
+class KeySpaceViolation(ApsMirrorError):
+    """A key outside the project's own key root was about to be written or deleted."""
 
 
 def safe_segment(name: str) -> str:
@@ -48,9 +73,11 @@ def safe_segment(name: str) -> str:
         text = text[:-1] + _SPACE_SYMBOL
     elif text[-1] == ".":
         text = text[:-1] + _FULLWIDTH_DOT
-    match = _RESERVED.match(text)
+    match = _DEVICE_NAMES.match(text)
     if match:
         text = match.group(1) + "_" + (match.group(2) or "")
+    if text.casefold() in RESERVED_NAMES:
+        text = _FULLWIDTH_LOW_LINE + text[1:]
     if len(text.encode("utf-8")) > MAX_SEGMENT_BYTES:
         text = _shorten(text, name)
     return text
@@ -60,9 +87,13 @@ def _shorten(text: str, original: str) -> str:
     stem, dot, ext = text.rpartition(".")
     if not dot or len(ext.encode("utf-8")) > 16:  # no real extension: cut the whole name
         stem, ext = text, ""
-    suffix = "~" + hashlib.sha1(original.encode("utf-8")).hexdigest()[:8] + ("." + ext if ext else "")
+    suffix = "~" + _short_hash(original) + ("." + ext if ext else "")
     budget = MAX_SEGMENT_BYTES - len(suffix.encode("utf-8"))
     return _truncate_utf8(stem, budget) + suffix
+
+
+def _short_hash(text: str, digits: int = 8) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:digits]
 
 
 def _truncate_utf8(text: str, max_bytes: int) -> str:
@@ -70,20 +101,65 @@ def _truncate_utf8(text: str, max_bytes: int) -> str:
     return data.decode("utf-8", errors="ignore")  # never split a character in two
 
 
-def disambiguate(segment: str, unique_id: str) -> str:
-    """A variant of `segment` made distinct by a short hash of a stable id (before the extension)."""
-    tag = "~" + hashlib.sha1(unique_id.encode("utf-8")).hexdigest()[:8]
+def _split_extension(segment: str) -> tuple[str, str]:
+    """(stem, ".ext" or ""); a leading dot is part of the stem (".bashrc" has no extension)."""
     stem, dot, ext = segment.rpartition(".")
     if not dot or not stem:
-        stem, ext = segment, ""
-    ext_part = "." + ext if ext else ""
-    budget = MAX_SEGMENT_BYTES - len((tag + ext_part).encode("utf-8"))
-    return _truncate_utf8(stem, budget) + tag + ext_part
+        return segment, ""
+    return stem, "." + ext
+
+
+def disambiguate(segment: str, unique_id: str) -> str:
+    """A variant of `segment` made distinct by a short hash of a stable id (before the extension)."""
+    tag = "~" + _short_hash(unique_id)
+    stem, ext = _split_extension(segment)
+    budget = MAX_SEGMENT_BYTES - len((tag + ext).encode("utf-8"))
+    return _truncate_utf8(stem, budget) + tag + ext
 
 
 def collision_key(segment: str) -> str:
     """Two segments with the same collision key cannot live in one folder on Windows/macOS."""
     return unicodedata.normalize("NFC", segment).casefold()
+
+
+def assign_segments(entries: Iterable[tuple[str, str]], held: Mapping[str, str] | None = None,
+                    reserved: Iterable[str] = ()) -> dict[str, str]:
+    """Safe, distinct segments for the (id, name) pairs of one parent: the one collision rule.
+
+    `held` maps the ids of the parent's entries at the start of the run (listed now or not:
+    renamed, moved away or deleted ones too) to the segment each holds; `reserved` are segments
+    no newcomer may take (a renamed project's former one, whose objects may still be moving).
+    An entry keeps its held segment while its name still yields it. Every other entry, by
+    ascending id, gets its name's safe segment unless that collides with a segment held,
+    reserved or already given, and then a variant told apart by its id. So an item keeps its
+    key, a newcomer never takes a key another item holds or frees in the same run, and the
+    listing order changes nothing.
+    """
+    held = dict(held or {})
+    wanted = {entry_id: safe_segment(name) for entry_id, name in entries}
+    taken = {collision_key(segment) for segment in [*held.values(), *reserved]}
+    result: dict[str, str] = {}
+    given: set[str] = set()
+    for entry_id in sorted(wanted):  # entries keeping their segment
+        segment = held.get(entry_id)
+        if (segment is not None and segment in _variants(wanted[entry_id], entry_id)
+                and collision_key(segment) not in given):
+            result[entry_id] = segment
+            given.add(collision_key(segment))
+    for entry_id in sorted(set(wanted) - set(result)):  # newcomers, renamed and moved entries
+        for segment in _variants(wanted[entry_id], entry_id):
+            if collision_key(segment) not in taken | given:
+                break
+        given.add(collision_key(segment))
+        result[entry_id] = segment
+    return result
+
+
+def _variants(segment: str, entry_id: str) -> list[str]:
+    """The segments an entry may hold, in order of preference: its name's, then told apart by
+    its id (longer variants for a user who named a file like a variant of another)."""
+    return [segment] + [disambiguate(segment, entry_id if n == 1 else f"{entry_id}#{n}") for n in range(1, 6)] \
+        + [disambiguate(segment, f"{entry_id}#{_short_hash(entry_id + segment, 40)}")]
 
 
 def object_key(prefix: str, hub: str, project: str, folders: tuple[str, ...], name: str) -> str:
@@ -92,26 +168,80 @@ def object_key(prefix: str, hub: str, project: str, folders: tuple[str, ...], na
     A key over S3's 1,024 bytes keeps prefix, hub, project and file name and folds the
     folder path into `_long_paths/<16 hex digits of its SHA-1>`.
     """
-    root = [p for p in prefix.strip("/").split("/") if p] + [hub, project]
+    root = [*prefix_segments(prefix), hub, project]
     key = "/".join([*root, *folders, name])
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         folded = hashlib.sha1("/".join(folders).encode("utf-8")).hexdigest()[:16]
-        key = "/".join([*root, "_long_paths", folded, name])
+        key = "/".join([*root, LONG_PATHS_DIR, folded, name])
     return key
 
 
-def assign_segments(entries: list[tuple[str, str]]) -> dict[str, str]:
-    """Safe, distinct segments for the (id, name) pairs of one folder.
+def prefix_segments(prefix: str) -> list[str]:
+    return [p for p in prefix.strip("/").split("/") if p]
 
-    When names collide after rule 1-7 or by case, the entry with the smallest id keeps the
-    plain name and the others get `disambiguate`d, so the outcome is stable between runs.
+
+def meta_prefix(prefix: str) -> str:
+    """Where the mirror keeps its own objects: `{prefix}/_aps_mirror`."""
+    return "/".join([*prefix_segments(prefix), META_DIR])
+
+
+def version_segment(tip_segment: str, number: int | None) -> str:
+    """The name an earlier version is kept under: `<stem>.v<N><.ext>` of the item's segment.
+
+    Distinct segments of one folder give distinct names (the decoding is unambiguous), so
+    kept versions of the items of one folder cannot collide.
     """
-    taken: dict[str, str] = {}
-    result: dict[str, str] = {}
-    for entry_id, name in sorted(entries):
-        segment = safe_segment(name)
-        if collision_key(segment) in taken:
-            segment = disambiguate(segment, entry_id)
-        taken[collision_key(segment)] = entry_id
-        result[entry_id] = segment
-    return result
+    stem, ext = _split_extension(tip_segment)
+    return f"{stem}.v{number or 0}{ext}"
+
+
+@dataclass(frozen=True)
+class ProjectKeys:
+    """One project's key root, `{prefix}/{hub}/{project}/`, and the keys derived in it."""
+
+    prefix: str
+    hub_segment: str
+    project_segment: str
+
+    @property
+    def root(self) -> str:
+        return "/".join([*prefix_segments(self.prefix), self.hub_segment, self.project_segment]) + "/"
+
+    def file_key(self, folders: tuple[str, ...], name: str) -> str:
+        return self.check(object_key(self.prefix, self.hub_segment, self.project_segment, folders, name))
+
+    def version_key(self, folders: tuple[str, ...], tip_segment: str, number: int | None,
+                    owner_id: str | None = None) -> str:
+        """Where an earlier version is kept: `_versions/<folders>/<stem>.v<N><.ext>`.
+
+        With `owner_id`, the variant told apart by it: for a key another item still holds
+        (an item deleted and re-created under the same name, or moved in where one was).
+        """
+        segment = version_segment(tip_segment, number)
+        if owner_id is not None:
+            segment = disambiguate(segment, owner_id)
+        return self.file_key((VERSIONS_DIR, *folders), segment)
+
+    def trash_key(self, key: str, day: str) -> str:
+        """Where the trash policy moves one of this project's objects."""
+        self.check(key)
+        return f"{meta_prefix(self.prefix)}/trash/{day}/{key}"
+
+    def owns(self, key: str) -> bool:
+        return key.startswith(self.root) and "/../" not in key and "/./" not in key
+
+    def check(self, key: str) -> str:
+        """`key` itself when it lies in this project's root; else a KeySpaceViolation."""
+        if not self.owns(key):
+            raise KeySpaceViolation(
+                f"refusing to touch s3 key {key!r}: it lies outside this project's root "
+                f"{self.root!r}. Nothing was written or deleted; report this as a bug.")
+        return key
+
+    def check_trash(self, key: str) -> str:
+        """A trash key of this project's objects (trash/<day>/<one of its keys>)."""
+        head = f"{meta_prefix(self.prefix)}/trash/"
+        day, _, rest = key[len(head):].partition("/") if key.startswith(head) else ("", "", "")
+        if not (re.fullmatch(r"\d{4}-\d{2}-\d{2}", day) and self.owns(rest)):
+            raise KeySpaceViolation(f"refusing to touch s3 key {key!r}: not this project's trash.")
+        return key

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator
 from botocore.exceptions import ClientError
 
 from aps_mirror.errors import ApsMirrorError, ConfigError
-from aps_mirror.mirror.manifest import meta_prefix
+from aps_mirror.mirror.keys import meta_prefix
 
 log = logging.getLogger(__name__)
 

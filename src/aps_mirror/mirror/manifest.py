@@ -20,15 +20,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from aps_mirror.aps.models import Version
 from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.errors import ApsMirrorError, ConfigError
-from aps_mirror.mirror.keys import safe_segment
-from aps_mirror.mirror.walk import ProjectRef
+from aps_mirror.mirror.keys import META_DIR, meta_prefix, safe_segment
+from aps_mirror.mirror.walk import Listing, ProjectRef, RemoteFile
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-META_DIR = "_aps_mirror"
+__all__ = ["META_DIR", "Manifest", "ManifestConflict", "ManifestEntry", "ManifestStore", "meta_prefix", "now_iso"]
 
 
 class ManifestConflict(ApsMirrorError):
@@ -62,6 +63,26 @@ class ManifestEntry:
     history: list[dict[str, Any]] = field(default_factory=list)
     versions_kept: bool = False  # versions=all has fetched every earlier version (kept_key in history)
 
+    @property
+    def segment(self) -> str:
+        """The key segment the item holds in its folder (its key's last part)."""
+        return self.key.rpartition("/")[2]
+
+    def held_keys(self) -> list[str]:
+        """The objects this entry holds: its tip, and the earlier versions versions=all kept."""
+        return [self.key] + [h["kept_key"] for h in self.history if h.get("kept_key")]
+
+    def refresh_metadata(self, remote: RemoteFile) -> None:
+        """Autodesk's metadata of an unchanged version can still change (a lock); keep it current."""
+        item, version = remote.item, remote.version
+        self.name = version.name
+        self.file_type = version.file_type
+        self.created_at = _iso(item.create_time) or self.created_at
+        self.created_by = item.create_user or self.created_by
+        self.modified_at = _iso(version.last_modified or version.create_time) or self.modified_at
+        self.modified_by = version.last_modified_user or version.create_user or self.modified_by
+        self.reserved = item.reserved
+
 
 @dataclass
 class FolderRecord:
@@ -89,6 +110,9 @@ class Manifest:
     # item id -> {reason, source_path, version_id, version_number, since}: listed but not
     # mirrored (not downloadable, or the copy failed); retried every run.
     unavailable: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The run that started writing objects and has not committed yet: set before its first
+    # write, cleared by its commit. Still set at the next load, that run died mid-way.
+    interrupted_run: str | None = None
     updated_at: str | None = None
     etag: str | None = field(default=None, repr=False)  # as read; None for a new manifest
 
@@ -105,6 +129,7 @@ class Manifest:
             "selection": self.selection,
             "last_full_walk": self.last_full_walk,
             "pending_deletes": sorted(set(self.pending_deletes)),
+            "interrupted_run": self.interrupted_run,
             "unavailable": dict(sorted(self.unavailable.items())),
             "folders": {k: asdict(v) for k, v in sorted(self.folders.items())},
             "items": {k: asdict(v) for k, v in sorted(self.items.items())},
@@ -133,6 +158,7 @@ class Manifest:
                 selection=body.get("selection"),
                 last_full_walk=body.get("last_full_walk"),
                 pending_deletes=list(body.get("pending_deletes") or []),
+                interrupted_run=body.get("interrupted_run"),
                 unavailable={k: v if isinstance(v, dict) else {"reason": v}
                              for k, v in (body.get("unavailable") or {}).items()},
                 updated_at=body.get("updated_at"),
@@ -146,8 +172,15 @@ class Manifest:
 
     def referenced_keys(self) -> set[str]:
         """Every object the mirror holds for this project: tips, and kept earlier versions."""
-        return {entry.key for entry in self.items.values()} | {
-            h["kept_key"] for entry in self.items.values() for h in entry.history if h.get("kept_key")}
+        return {key for entry in self.items.values() for key in entry.held_keys()}
+
+    def key_owners(self) -> dict[str, list[str]]:
+        """Object key -> the items that hold it; more than one owner is a broken mirror."""
+        owners: dict[str, list[str]] = {}
+        for item_id, entry in self.items.items():
+            for key in entry.held_keys():
+                owners.setdefault(key, []).append(item_id)
+        return owners
 
     def known_rollup(self, folder_id: str) -> tuple[datetime | None, tuple[str, ...]] | None:
         """The rollup and path the last walk recorded for a folder (the walker's KnownTree)."""
@@ -155,6 +188,15 @@ class Manifest:
         if record is None or record.rollup is None:
             return None
         return parse_timestamp(record.rollup), tuple(record.segments)
+
+    def held_segments(self, parent_id: str | None) -> dict[str, str]:
+        """Entry id -> key segment held, for the files and folders of one folder (None: the
+        top folders), deleted and moved-away ones included (the walker's KnownTree)."""
+        held = {fid: rec.segments[-1] for fid, rec in self.folders.items()
+                if rec.parent_id == parent_id and rec.segments}
+        if parent_id is not None:
+            held.update({item_id: e.segment for item_id, e in self.items.items() if e.folder_id == parent_id})
+        return held
 
     def subtree(self, folder_ids: set[str]) -> set[str]:
         """The given folders and every recorded folder below them."""
@@ -170,13 +212,124 @@ class Manifest:
                 stack.extend(children.get(folder_id, []))
         return found
 
+    # -- what a walk covers ---------------------------------------------------------------
+    def covered_items(self, listing: Listing) -> set[str]:
+        """Items the walk did not need to see: in pruned subtrees, or the whole project."""
+        if listing.project_unchanged:
+            return {i for i, e in self.items.items() if not e.deleted_at}
+        folders = self.subtree(listing.pruned | listing.unwalked_tops)
+        return {i for i, e in self.items.items() if e.folder_id in folders and not e.deleted_at}
 
-def meta_prefix(prefix: str) -> str:
-    return "/".join([p for p in prefix.strip("/").split("/") if p] + [META_DIR])
+    def gone_items(self, listing: Listing, covered: set[str]) -> list[str]:
+        """Mirrored items that a complete walk proved are no longer in Autodesk."""
+        if listing.project_unchanged or not listing.complete:
+            return []
+        seen = {f.item.id for f in listing.files} | {i.id for i, _ in listing.unavailable}
+        return sorted(i for i, e in self.items.items() if i not in seen and i not in covered and not e.deleted_at)
+
+    def record_walk(self, listing: Listing, project: ProjectRef, recheck: set[str], clean: bool,
+                    selection: str) -> None:
+        """Keep each folder's rollup for the next walk, except on the way to anything left to
+        do (`recheck`): those folders must be listed again, so their rollup is forgotten.
+        `clean`: nothing failed or waited, so the root's rollup may prune the whole project."""
+        dirty: set[str] = set()
+        for start in recheck:
+            folder_id: str | None = start
+            while folder_id and folder_id not in dirty:
+                dirty.add(folder_id)
+                walked = listing.folders.get(folder_id)
+                folder_id = walked.parent_id if walked else None
+        if listing.errors:  # a folder could not be listed: list every folder next time
+            dirty.update(listing.folders)
+        kept = self.subtree(listing.pruned | listing.unwalked_tops)  # unselected tops stay mirrored
+        self.folders = {fid: rec for fid, rec in self.folders.items() if fid in kept}
+        for folder in listing.folders.values():
+            if folder.id in listing.pruned:
+                continue
+            rollup = None if folder.id in dirty else _iso(folder.rollup)
+            self.folders[folder.id] = FolderRecord(rollup, list(folder.segments), list(folder.names), folder.parent_id)
+        clean = clean and not dirty and listing.complete
+        self.root_rollup = _iso(listing.root_rollup) if clean else None
+        self.root_segments = [project.hub_segment, project.project_segment]
+        self.selection = selection
+        if listing.full_walk and listing.complete:
+            self.last_full_walk = now_iso()
+
+    # -- items ------------------------------------------------------------------------------
+    def mark_unavailable(self, item_id: str, reason: str, source_path: str, version: Version | None,
+                         folder_id: str | None = None) -> None:
+        """Record why an item is not mirrored (kept until it is, or is gone), and since when."""
+        before = self.unavailable.get(item_id) or {}
+        self.unavailable[item_id] = {
+            "reason": reason, "source_path": source_path, "folder_id": folder_id,
+            "version_id": version.id if version else None,
+            "version_number": version.version_number if version else None,
+            "since": before.get("since") or now_iso(),
+        }
+
+    def forget_unavailable(self, seen: set[str]) -> None:
+        """After a complete full walk: items no longer listed are no longer waiting."""
+        for item_id in set(self.unavailable) - seen:
+            del self.unavailable[item_id]
+
+    def record_copy(self, remote: RemoteFile, key: str, size: int, sha1: str | None,
+                    kept: dict[str, dict[str, Any]] | None = None, versions_kept: bool = False) -> ManifestEntry:
+        """Record the version just mirrored at `key`; the one it replaces goes to history, with
+        the key versions=all kept it at (`kept`: version id -> fields of its history record)."""
+        item_id = remote.item.id
+        previous = self.items.get(item_id)
+        entry = ManifestEntry(version_id=remote.version.id, version_number=remote.version.version_number,
+                              key=key, size=size, source_path=remote.source_path, sha1=sha1 or None,
+                              copied_at=now_iso(), folder_id=remote.folder_id)
+        entry.history = self._history(previous, remote.version.id, kept)
+        entry.refresh_metadata(remote)
+        entry.versions_kept = versions_kept
+        self.items[item_id] = entry
+        self.unavailable.pop(item_id, None)
+        if previous is not None and previous.key != key:  # nothing references its old place now
+            self.pending_deletes.append(previous.key)  # removed only after the commit
+        return entry
+
+    def record_kept_versions(self, item_id: str, kept: dict[str, dict[str, Any]]) -> None:
+        """versions=all fetched the earlier versions of an unchanged item."""
+        entry = self.items[item_id]
+        entry.history = self._history(entry, entry.version_id, kept)
+        entry.versions_kept = True
+
+    @staticmethod
+    def _history(previous: ManifestEntry | None, tip_id: str,
+                 kept: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
+        kept = dict(kept or {})
+        history = [dict(h, **kept.pop(h["version_id"], {})) for h in (previous.history if previous else [])]
+        if previous is not None and previous.version_id != tip_id:
+            history.append({"version_id": previous.version_id, "version_number": previous.version_number,
+                            "size": previous.size, "sha1": previous.sha1, "key": previous.key,
+                            "kept_key": None, "source_path": previous.source_path,
+                            "modified_at": previous.modified_at, "copied_at": previous.copied_at,
+                            "superseded_at": now_iso(), **kept.pop(previous.version_id, {})})
+        history += kept.values()  # earlier versions seen for the first time
+        history.sort(key=lambda h: h.get("version_number") or 0)
+        return history
+
+    def remove_item(self, item_id: str) -> list[str]:
+        """Drop an item; its objects are journalled for removal after the commit. Returns them."""
+        held = self.items.pop(item_id).held_keys()
+        self.pending_deletes += held
+        return held
+
+    def deletable_pending(self) -> list[str]:
+        """The journalled removals the manifest no longer references (a key reused since stays)."""
+        return sorted(set(self.pending_deletes) - self.referenced_keys())
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Microseconds, as the catalog stores them: whole seconds made two runs within one
+    # second indistinguishable, so "as of" queries on copied_at/superseded_at picked the later.
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 class ManifestStore:

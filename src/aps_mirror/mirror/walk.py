@@ -5,34 +5,17 @@ The walker only lists and names; it decides nothing about copying.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.models import Folder, Item, Version
 from aps_mirror.mirror.keys import assign_segments
+from aps_mirror.mirror.selection import is_selected, select_top_folders
 
 log = logging.getLogger(__name__)
-
-# ACC creates these top folders for its own services; users want their documents.
-_ACC_SYSTEM_FOLDERS = re.compile(
-    r"^(checklist_.*|submittals-attachments|photos|projecttb|dailylog_.*|issue_.*|cost root folder"
-    r"|recycle bin|quantification_.*|rfis_project_.*|assets_.*|correspondence-project-.*|meetings-project-.*"
-    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$",
-    re.IGNORECASE,
-)
-
-# Hubs whose projects have a "Project Files" top folder (ACC and BIM 360): by default only it
-# is mirrored. Other hubs (Fusion Team / A360 `hubs:autodesk.core:Hub`, personal hubs
-# `hubs:autodesk.a360:PersonalHub`) have no such folder: all their top folders are mirrored.
-ACC_HUB_TYPES = frozenset({"hubs:autodesk.bim360:Account"})
-PROJECT_FILES = "Project Files"
-_WILDCARDS = ("*", "?", "[")
-
 
 @dataclass(frozen=True)
 class ProjectRef:
@@ -116,42 +99,37 @@ class KnownTree(Protocol):
 
     def known_rollup(self, folder_id: str) -> tuple[datetime | None, tuple[str, ...]] | None: ...
 
-
-def matches_filter(patterns: tuple[str, ...], *values: str) -> bool:
-    """True when no pattern is given or any glob matches any value (case-insensitive)."""
-    if not patterns:
-        return True
-    return any(fnmatch.fnmatch(v.casefold(), p.casefold()) for p in patterns for v in values)
-
-
-def is_selected(include: tuple[str, ...], exclude: tuple[str, ...], name: str, id_: str) -> bool:
-    """Whether a hub or project is selected: an `exclude` glob matching its name or id wins,
-    else any `include` glob must match (none given: all). Globs are fnmatch, case-insensitive;
-    an id matches with or without its `b.` prefix (ACC and BIM 360 ids carry it)."""
-    values = (name, id_, id_[2:]) if id_.startswith("b.") else (name, id_)
-    if exclude and matches_filter(exclude, *values):
-        return False
-    return matches_filter(include, *values)
+    def held_segments(self, parent_id: str | None) -> dict[str, str]:
+        """Entry id -> the key segment it holds, for the files and folders of one folder
+        (`None`: the top folders), whether the walk lists them again or not."""
+        ...
 
 
 def list_projects(client: ApsClient, project_filter: tuple[str, ...] = (), *,
                   exclude_projects: tuple[str, ...] = (), hub_filter: tuple[str, ...] = (),
-                  exclude_hubs: tuple[str, ...] = ()) -> list[ProjectRef]:
+                  exclude_hubs: tuple[str, ...] = (), held_hubs: Mapping[str, str] | None = None,
+                  held_projects: Mapping[str, Mapping[str, str]] | None = None,
+                  reserved: Mapping[str | None, set[str]] | None = None) -> list[ProjectRef]:
     """Every project the credentials can see in the selected hubs, that the filters select.
 
     Hubs are chosen by `hub_filter` / `exclude_hubs`, then projects by `project_filter` /
     `exclude_projects` (see `is_selected`); the projects of an excluded hub are not even listed.
-    Key segments are assigned over every hub and project, so a filter never changes a key.
+    Key segments follow the one collision rule (`keys.assign_segments`) over every hub and
+    project, keeping what the mirror already holds (`held_hubs`; `held_projects` per hub id;
+    `reserved` segments per hub id, None for the hub level), so a filter never changes a key
+    and a newcomer never takes an existing hub's or project's key.
     """
+    reserved = reserved or {}
     hubs = client.hubs()
-    hub_segments = assign_segments([(h.id, h.name) for h in hubs])
+    hub_segments = assign_segments([(h.id, h.name) for h in hubs], held_hubs, reserved.get(None, ()))
     refs: list[ProjectRef] = []
     for hub in hubs:
         if not is_selected(hub_filter, exclude_hubs, hub.name, hub.id):
             log.info("skip hub %s: not selected by the hub filters", hub.name)
             continue
         projects = list(client.projects(hub.id))
-        project_segments = assign_segments([(p.id, p.name) for p in projects])
+        project_segments = assign_segments([(p.id, p.name) for p in projects],
+                                           (held_projects or {}).get(hub.id), reserved.get(hub.id, ()))
         for project in projects:
             if is_selected(project_filter, exclude_projects, project.name, project.id):
                 refs.append(ProjectRef(hub.id, hub.name, project.id, project.name,
@@ -160,43 +138,6 @@ def list_projects(client: ApsClient, project_filter: tuple[str, ...] = (), *,
             else:
                 log.debug("skip project %s / %s: not selected by the filter", hub.name, project.name)
     return refs
-
-
-def select_top_folders(tops: list[Folder], patterns: tuple[str, ...], hub_type: str | None,
-                       label: str = "") -> list[Folder]:
-    """The top folders to walk, out of those Autodesk lists (hidden ones never).
-
-    Without `patterns`, the default: in an ACC / BIM 360 hub (`ACC_HUB_TYPES`) "Project Files"
-    only (Plans and the rest on request); in any other hub (Fusion Team, A360, personal) every
-    top folder but ACC's system ones. A hub of unknown type gets the ACC default when a
-    "Project Files" folder is listed. Should an ACC project list no "Project Files" (a user who
-    may only open folders below it sees those as top folders), every non-system top folder is
-    walked, rather than nothing.
-
-    With `patterns` (globs on the name, case-insensitive), the folders they match; `*` is every
-    non-system top folder. ACC system folders (Photos, Recycle Bin, issue_..., ...) are only
-    selected when named: by a pattern that matches them and does not begin with a wildcard
-    (`Photos`, `issue_*`; never `*` or `*s`).
-    """
-    visible = [f for f in tops if not f.hidden]
-    if not patterns:
-        has_project_files = any(f.name.casefold() == PROJECT_FILES.casefold() for f in visible)
-        acc = hub_type in ACC_HUB_TYPES if hub_type else has_project_files
-        if acc and has_project_files:
-            patterns = (PROJECT_FILES,)
-        else:
-            if acc:
-                log.info("%s: no %r top folder listed; walking every non-system top folder",
-                         label, PROJECT_FILES)
-            patterns = ("*",)
-    return [f for f in visible if _top_selected(f.name, patterns)]
-
-
-def _top_selected(name: str, patterns: tuple[str, ...]) -> bool:
-    if _ACC_SYSTEM_FOLDERS.match(name):
-        named = tuple(p for p in patterns if not p.startswith(_WILDCARDS))
-        return bool(named) and matches_filter(named, name)
-    return matches_filter(patterns, name)
 
 
 def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None = None,
@@ -227,7 +168,9 @@ def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None
     for skipped in set(tops) - set(selected):
         log.debug("skip top folder %r of %s: not selected, ACC system or hidden", skipped.name, project.label)
     listing.unwalked_tops = {f.id for f in tops} - {f.id for f in selected}
-    segments = assign_segments([(f.id, f.name) for f in selected])
+    held = known.held_segments if known is not None else (lambda parent_id: {})
+    # Every visible top folder takes part, selected or not: a selection never moves a key.
+    segments = assign_segments([(f.id, f.name) for f in tops if not f.hidden], held(None))
     stack = [(f, (f.name,), (segments[f.id],), None) for f in selected]
     while stack:
         folder, names, segs, parent_id = stack.pop()
@@ -244,7 +187,7 @@ def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None
             log.error("could not list folder %s of %s: %s", "/".join(names), project.label, exc)
             continue
         child_names = {c.id: (c.name if isinstance(c, Folder) else _file_name(c)) for c in children}
-        child_segments = assign_segments(list(child_names.items()))
+        child_segments = assign_segments(list(child_names.items()), held(folder.id))
         for child in children:
             seg = child_segments[child.id]
             if isinstance(child, Folder):

@@ -1,0 +1,74 @@
+"""What a mirror run is asked to do: `MirrorConfig`, validated where options enter (aps_mirror.options)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
+from aps_mirror.mirror.selection import is_selected
+from aps_mirror.mirror.walk import RemoteFile
+
+# Stands for an empty `top_folders` in `MirrorConfig.selection`: before it, empty meant every
+# top folder, so manifests of that time get a full walk once.
+_DEFAULT_TOP_FOLDERS = "(default: Project Files in ACC and BIM 360 hubs, all in others)"
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    bucket: str
+    prefix: str = "autodesk"
+    dry_run: bool = False
+    # Which projects: globs (fnmatch, case-insensitive) on the name or id of hubs and projects,
+    # ids with or without their `b.` prefix; empty includes = all; an exclude wins over an include.
+    project_filter: tuple[str, ...] = ()  # projects to include
+    workers: int = 4  # parallel transfers per project
+    # Rollups may miss deletes, moves and permission changes: list everything this often.
+    full_walk_days: float = 7.0
+    full_walk: bool = False  # list every folder this run, whatever the rollups say
+    delete_policy: DeletePolicy = DeletePolicy.KEEP
+    # "tip": the mirror holds each item's latest version. "all": also every earlier version,
+    # under {project}/_versions/<folders>/<name>.v<N>.<ext> (see MirrorEngine._keep_versions).
+    versions: str = "tip"
+    max_delete: DeleteLimit = field(default_factory=lambda: DeleteLimit(percent=10.0))
+    # Selection. Like rclone's filters, what is not selected is neither copied nor deleted.
+    exclude_projects: tuple[str, ...] = ()
+    hub_filter: tuple[str, ...] = ()  # hubs to include
+    exclude_hubs: tuple[str, ...] = ()
+    # Globs on top folder names (see walk.select_top_folders). Empty = the default: "Project
+    # Files" only in ACC / BIM 360 hubs, every non-system top folder in other hubs (Fusion
+    # Team, A360). ("*",) = every non-system top folder of every hub. ACC system folders
+    # (Photos, issue_*, ...) only when a pattern not starting with a wildcard names them.
+    top_folders: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()  # e.g. ("rvt", "dwg"); empty = every file
+    exclude_extensions: tuple[str, ...] = ()
+    max_file_size: int | None = None  # bytes
+
+    @property
+    def selection(self) -> str:
+        """The filters that choose files inside a project, as one string, recorded in its
+        manifest: a change forces a full walk, since pruned subtrees hide what it would select.
+
+        The hub and project filters are not in it: they choose whole projects, and a project
+        they select is walked the same whatever they are (a one-off run with a project filter
+        must not cost a full walk the next night). The top folder default gets its own token.
+        """
+        return json.dumps([sorted(self.top_folders) or [_DEFAULT_TOP_FOLDERS],
+                           sorted(e.casefold() for e in self.extensions),
+                           sorted(e.casefold() for e in self.exclude_extensions), self.max_file_size]
+                          + (["versions=all"] if self.versions == "all" else []))
+
+    def selects_project(self, hub_name: str, hub_id: str, project_name: str, project_id: str) -> bool:
+        """Whether the hub and project filters select this project."""
+        return (is_selected(self.hub_filter, self.exclude_hubs, hub_name, hub_id)
+                and is_selected(self.project_filter, self.exclude_projects, project_name, project_id))
+
+    def selects(self, remote: RemoteFile) -> bool:
+        """Whether the file filters select this file (top folders are chosen by the walk)."""
+        extension = remote.version.name.rpartition(".")[2].casefold() if "." in remote.version.name else ""
+        if self.extensions and extension not in {e.lstrip(".").casefold() for e in self.extensions}:
+            return False
+        if extension and extension in {e.lstrip(".").casefold() for e in self.exclude_extensions}:
+            return False
+        size = remote.version.storage_size or 0
+        return self.max_file_size is None or size <= self.max_file_size
