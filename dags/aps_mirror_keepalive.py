@@ -20,7 +20,6 @@ from airflow.sdk import Param, dag, task
 from aps_mirror.airflow_provider.mirror import FAIL_FAST_ON_SETUP_ERRORS
 
 log = logging.getLogger(__name__)
-FIFTEEN_DAYS = timedelta(days=15)
 
 
 @dag(
@@ -49,6 +48,7 @@ def aps_mirror_keepalive() -> None:
         """Rotate one connection's refresh token; say plainly when a person must act."""
         from aps_mirror.airflow_provider.connections import get_connection_fields
         from aps_mirror.airflow_provider.hooks.autodesk import AutodeskHook
+        from aps_mirror.airflow_provider.ui.connection_health import REFRESH_TOKEN_DIES_AFTER_DAYS, token_health
         from aps_mirror.connection import AuthMode
         from aps_mirror.errors import ReauthorizationRequired
 
@@ -57,10 +57,11 @@ def aps_mirror_keepalive() -> None:
         if conn.auth_mode is not AuthMode.AUTHORIZATION_CODE:
             return {"conn_id": conn_id, "skipped": f"auth_mode {conn.auth_mode.value} has no refresh token"}
         fields = get_connection_fields(conn_id)
-        last = _parse((fields.extra if fields else {}).get("rt_rotated_at"))
-        if last and datetime.now(timezone.utc) - last > timedelta(days=params["warn_after_days"]):
-            log.error("ATTENTION: connection %r last rotated its refresh token at %s; it expires at "
-                      "%s unless this DAG succeeds.", conn_id, last.isoformat(), (last + FIFTEEN_DAYS).isoformat())
+        # The rule the accounts page and the dashboard show, with this DAG's threshold.
+        health = token_health(fields.extra if fields else {}, datetime.now(timezone.utc),
+                              params["warn_after_days"])
+        if health.level != "ok":
+            log.error("ATTENTION: connection %r: %s", conn_id, health.message)
         try:
             hook.get_conn().transport.tokens.access_token()  # a new process: this refreshes
         except ReauthorizationRequired as exc:
@@ -69,7 +70,8 @@ def aps_mirror_keepalive() -> None:
         fields = get_connection_fields(conn_id)
         extra = fields.extra if fields else {}
         log.info("Connection %r is alive: refresh token generation %s, valid until about %s.",
-                 conn_id, extra.get("rt_generation"), (datetime.now(timezone.utc) + FIFTEEN_DAYS).date())
+                 conn_id, extra.get("rt_generation"),
+                 (datetime.now(timezone.utc) + timedelta(days=REFRESH_TOKEN_DIES_AFTER_DAYS)).date())
         return {"conn_id": conn_id, "generation": extra.get("rt_generation")}
 
     @task
@@ -77,13 +79,6 @@ def aps_mirror_keepalive() -> None:
         return list(params["conn_ids"])
 
     keep_alive.expand(conn_id=connections())
-
-
-def _parse(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
 
 
 aps_mirror_keepalive()

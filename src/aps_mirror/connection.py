@@ -1,19 +1,23 @@
 """Connection settings, parsed once, resolved the way Airflow resolves connections.
 
-A connection is looked up in `AIRFLOW_CONN_<ID>` (JSON or URI form) first and, when Airflow
-is installed, through Airflow itself (metadata database, secrets backends). Secrets are kept
-out of `repr` so a stray log line or traceback never shows them.
+A connection is looked up in `AIRFLOW_CONN_<ID>` (JSON or URI form) first, then through the
+installed backend (`aps_mirror.backends`: Airflow's metadata database and secrets backends
+when the Airflow adapter is installed). Whatever the source, the fields are parsed and checked
+here, once: a malformed value is a one-line ConfigError. Secrets are kept out of `repr` so a
+stray log line or traceback never shows them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from aps_mirror.backends import installed_backend
 from aps_mirror.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://developer.api.autodesk.com"
@@ -43,6 +47,20 @@ class ConnectionFields:
     port: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def parse(cls, conn_id: str, *, conn_type: Any = None, host: Any = None, login: Any = None,
+              password: Any = None, schema: Any = None, port: Any = None,
+              extra: Any = None) -> ConnectionFields:
+        """Checked fields from raw values (a JSON env var, a URI, a row): one rule for all."""
+        values = {"conn_type": conn_type, "host": host, "login": login, "password": password,
+                  "schema": schema}
+        for name, value in values.items():
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"Connection {conn_id!r} has a {name} of type "
+                                  f"{type(value).__name__}; it must be text.")
+        return cls(conn_id=conn_id, **{k: v or None for k, v in values.items()},
+                   port=_port(conn_id, port), extra=_extra(conn_id, extra))
+
 
 @dataclass(frozen=True)
 class ApsConnection:
@@ -65,6 +83,7 @@ class ApsConnection:
 
     @classmethod
     def from_fields(cls, fields: ConnectionFields) -> ApsConnection:
+        """The parsed connection: an `SsaConnection` when auth_mode is ssa, else this class."""
         extra = fields.extra
         if not fields.login:
             raise ConfigError(
@@ -76,7 +95,7 @@ class ApsConnection:
                 f"Connection {fields.conn_id!r} has no client secret: put your APS app's "
                 "Client Secret in the connection's 'Client Secret' (password) field."
             )
-        raw_mode = str(extra.get("auth_mode") or AuthMode.AUTHORIZATION_CODE.value)
+        raw_mode = _text(fields, "auth_mode") or AuthMode.AUTHORIZATION_CODE.value
         try:
             mode = AuthMode(raw_mode)
         except ValueError:
@@ -84,19 +103,48 @@ class ApsConnection:
             raise ConfigError(
                 f"Connection {fields.conn_id!r} has auth_mode {raw_mode!r}; use one of: {allowed}."
             ) from None
-        return cls(
+        base = ApsConnection(
             conn_id=fields.conn_id,
             client_id=fields.login,
             client_secret=fields.password,
             base_url=_base_url(fields),
             auth_mode=mode,
-            scopes=_scopes(extra.get("scopes")),
-            refresh_token=extra.get("refresh_token") or None,
-            callback_url=extra.get("callback_url") or None,
-            user_id=extra.get("user_id") or None,
-            rate_scale=_float(fields.conn_id, "rate_scale", extra.get("rate_scale"), 1.0),
-            rate_budget_url=extra.get("rate_budget_url") or os.environ.get("APS_MIRROR_RATE_BUDGET_URL") or None,
+            scopes=_scopes(fields.conn_id, extra.get("scopes")),
+            refresh_token=_text(fields, "refresh_token"),
+            callback_url=_text(fields, "callback_url"),
+            user_id=_text(fields, "user_id"),
+            rate_scale=_rate_scale(fields.conn_id, extra.get("rate_scale")),
+            rate_budget_url=_text(fields, "rate_budget_url") or os.environ.get("APS_MIRROR_RATE_BUDGET_URL") or None,
         )
+        return SsaConnection.extend(base, fields) if mode is AuthMode.SSA else base
+
+
+@dataclass(frozen=True)
+class SsaConnection(ApsConnection):
+    """An `ssa` connection: the service account and the private key that signs its assertions.
+
+    Extra keys: `service_account_id`, `private_key` (PEM, RSA) and optional `private_key_id`
+    (the key id APS gave when the key was created; sent as the JWT `kid`).
+    """
+
+    service_account_id: str = ""
+    private_key: str = field(default="", repr=False)
+    private_key_id: str | None = None
+
+    @classmethod
+    def extend(cls, base: ApsConnection, fields: ConnectionFields) -> SsaConnection:
+        account = (_text(fields, "service_account_id") or "").strip()
+        key = (_text(fields, "private_key") or "").replace("\\n", "\n").strip()
+        if not account or not key.startswith("-----BEGIN"):
+            raise ConfigError(
+                f"Connection {fields.conn_id!r} uses auth_mode 'ssa' but lacks "
+                f"{'service_account_id' if not account else 'a PEM private_key'} in its extra: "
+                "create a Secure Service Account and a key at APS, then put the account id in "
+                "extra.service_account_id and the key's PEM text in extra.private_key."
+            )
+        values = {name: getattr(base, name) for name in ApsConnection.__dataclass_fields__}
+        return cls(**values, service_account_id=account, private_key=key,
+                   private_key_id=_text(fields, "private_key_id"))
 
 
 @dataclass(frozen=True)
@@ -140,32 +188,83 @@ class S3Settings:
 
 
 def _base_url(fields: ConnectionFields) -> str:
+    """The API base URL: the host with its scheme (Airflow's URI form puts it in `schema`)."""
     host = (fields.host or "").strip().rstrip("/")
     if not host:
         return DEFAULT_BASE_URL
     if "://" not in host:
-        scheme = fields.schema or "https"
-        host = f"{scheme}://{host}"
-        if fields.port:
-            host = f"{host}:{fields.port}"
+        if (fields.schema or "").lower() not in ("http", "https"):
+            # Guessing https would turn a typo into 100 s of retries against the wrong server.
+            raise ConfigError(
+                f"Connection {fields.conn_id!r} has host {host!r} without a scheme; write it as "
+                f"https://{host} (or leave the host empty for {DEFAULT_BASE_URL}).")
+        host = f"{fields.schema.lower()}://{host}" + (f":{fields.port}" if fields.port else "")
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"Connection {fields.conn_id!r} has host {host!r}, which is not an "
+                          f"http(s) URL; use e.g. {DEFAULT_BASE_URL}.")
     return host
 
 
-def _float(conn_id: str, name: str, value: Any, default: float) -> float:
-    if value in (None, ""):
-        return default
+def _text(fields: ConnectionFields, key: str) -> str | None:
+    """extra[key] as text (None when absent or empty); another type is a ConfigError."""
+    value = fields.extra.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"Connection {fields.conn_id!r} has extra.{key} of type "
+                          f"{type(value).__name__}; it must be text.")
+    return value
+
+
+def _rate_scale(conn_id: str, value: Any) -> float:
+    if value is None or value == "":
+        return 1.0
     try:
-        return float(value)
+        scale = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
-        raise ConfigError(f"Connection {conn_id!r} has {name}={value!r}; it must be a number.") from None
+        scale = math.nan
+    if not math.isfinite(scale) or scale < 0:
+        raise ConfigError(f"Connection {conn_id!r} has extra.rate_scale={value!r}; it must be a "
+                          "number >= 0 (1 = Autodesk's full rate limits, 0 = no client-side budget).")
+    return scale
 
 
-def _scopes(value: Any) -> tuple[str, ...]:
+def _scopes(conn_id: str, value: Any) -> tuple[str, ...]:
     if not value:
         return DEFAULT_SCOPES
     if isinstance(value, str):
         return tuple(value.replace(",", " ").split())
-    return tuple(str(v) for v in value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"Connection {conn_id!r} has extra.scopes={value!r}; write the scopes as "
+                      "text separated by spaces, e.g. \"data:read user-profile:read\".")
+
+
+def _port(conn_id: str, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536:
+        return value
+    if isinstance(value, str) and value.isdigit() and 0 < int(value) < 65536:
+        return int(value)
+    raise ConfigError(f"Connection {conn_id!r} has port {value!r}; it must be a number from 1 to 65535.")
+
+
+def _extra(conn_id: str, value: Any) -> dict[str, Any]:
+    """The extra as a dict: Airflow stores it as JSON text, env vars may give an object."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"Connection {conn_id!r} has an extra that is not valid JSON "
+                              f"({exc.msg} at character {exc.pos}); fix it in the connection.") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"Connection {conn_id!r} has an extra of type {type(value).__name__}; "
+                          'it must be a JSON object, e.g. {"auth_mode": "client_credentials"}.')
+    return dict(value)
 
 
 def env_var_name(conn_id: str) -> str:
@@ -182,50 +281,52 @@ def parse_connection_value(conn_id: str, value: str) -> ConnectionFields:
             raise ConfigError(
                 f"{env_var_name(conn_id)} is not valid JSON ({exc.msg} at character {exc.pos})."
             ) from None
-        extra = data.get("extra") or {}
-        if isinstance(extra, str):
-            extra = json.loads(extra) if extra.strip() else {}
-        return ConnectionFields(
-            conn_id=conn_id,
-            conn_type=data.get("conn_type"),
-            host=data.get("host"),
-            login=data.get("login"),
-            password=data.get("password"),
-            schema=data.get("schema"),
-            port=int(data["port"]) if data.get("port") else None,
-            extra=dict(extra),
-        )
-    parts = urlsplit(value)
-    if not parts.scheme:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{env_var_name(conn_id)} must be a JSON object.")
+        known = ("conn_type", "host", "login", "password", "schema", "port", "extra")
+        return ConnectionFields.parse(conn_id, **{k: data.get(k) for k in known})
+    return _parse_uri(conn_id, value)
+
+
+def _parse_uri(conn_id: str, value: str) -> ConnectionFields:
+    """Airflow's URI form; `type://https://login:password@host` carries the host's scheme."""
+    conn_type, sep, rest = value.partition("://")
+    if not sep or not conn_type.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(
             f"{env_var_name(conn_id)} is neither JSON nor a connection URI like "
-            "'autodesk://CLIENT_ID:CLIENT_SECRET@developer.api.autodesk.com'."
+            "'autodesk://https://CLIENT_ID:CLIENT_SECRET@developer.api.autodesk.com'."
         )
+    protocol, has_protocol, after = rest.partition("://")
+    if has_protocol and ("@" in protocol or ":" in protocol):
+        has_protocol, after = "", rest  # a '://' further on (in the query), not a protocol
+    parts = urlsplit(f"{protocol}://{after}" if has_protocol else f"//{rest}")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    extra: dict[str, Any] = json.loads(query.pop("__extra__")) if "__extra__" in query else query
-    return ConnectionFields(
-        conn_id=conn_id,
-        conn_type=parts.scheme.replace("-", "_"),
-        host=unquote(parts.hostname or "") or None,
+    extra: Any = query.pop("__extra__") if "__extra__" in query else query
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{env_var_name(conn_id)} has a port that is not a number.") from None
+    hostname = unquote(parts.hostname or "")
+    return ConnectionFields.parse(
+        conn_id,
+        conn_type=conn_type.replace("-", "_"),
+        host=(f"{parts.scheme}://{hostname}" + (f":{port}" if port else "")
+              if has_protocol and hostname else hostname) or None,
         login=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         schema=unquote(parts.path.lstrip("/")) or None,
-        port=parts.port,
+        port=port,
         extra=extra,
     )
 
 
 def lookup_connection(conn_id: str, *, required: bool = True) -> ConnectionFields | None:
-    """Find a connection as Airflow would: env var first, then Airflow's own lookup."""
+    """Find a connection as Airflow would: env var first, then the installed backend's lookup."""
     value = os.environ.get(env_var_name(conn_id))
     if value:
         return parse_connection_value(conn_id, value)
-    try:
-        from aps_mirror.airflow_provider.connections import get_connection_fields
-    except ImportError:  # Airflow not installed: only env vars can define connections
-        fields = None
-    else:
-        fields = get_connection_fields(conn_id)
+    backend = installed_backend()  # None without Airflow: only env vars define connections
+    fields = backend.connection_fields(conn_id) if backend else None
     if fields is None and required:
         raise ConfigError(
             f"Connection {conn_id!r} was not found. Define it in the Airflow UI "

@@ -80,7 +80,7 @@ def test_connect_page_runs_the_consent_flow_and_refuses_forged_or_replayed_state
     assert deployment.connection_extra(CONN_ID)["refresh_token"] == extra["refresh_token"]
 
     browser.get(f"{deployment.base}/aps-mirror/")
-    assert "connected, last rotation" in browser.page_source
+    assert "Connected; refresh token last rotated 0 day(s) ago." in browser.page_source
 
 
 def test_state_from_another_browser_session_is_refused(deployment: Deployment, browser) -> None:

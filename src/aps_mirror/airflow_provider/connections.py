@@ -1,7 +1,9 @@
-"""Airflow connections for the core: lookup as `ConnectionFields`, and a refresh-token store.
+"""Airflow connections for the core: fetched through Airflow, parsed by the core.
 
 Lookup goes through Airflow itself: inside a task the Task SDK (which asks the API server),
-in a plain process Airflow's own chain (env vars, secrets backends, metadata database).
+in a plain process Airflow's own chain (env vars, secrets backends, metadata database). The
+fields go to `ConnectionFields.parse` as Airflow stores them (the extra as JSON text), so a
+malformed connection gets the same one-line error whatever its source.
 
 Refresh tokens rotate and the old one dies at once; `token_persistence.AirflowTokenStore`
 (also importable here as `AirflowConnectionTokenStore`) writes each new one back where the
@@ -70,20 +72,20 @@ def get_connection_fields(conn_id: str) -> ConnectionFields | None:
         conn = _airflow_connection(conn_id)
     except AirflowNotFoundException:
         return None
-    extra = conn.extra_dejson if conn.extra else {}
-    mask(conn.password, extra.get(REFRESH_TOKEN_KEY), extra.get("private_key"))
-    return ConnectionFields(
-        conn_id=conn_id,
-        conn_type=conn.conn_type,
-        host=conn.host or None,
-        login=conn.login or None,
-        password=conn.password or None,
-        schema=conn.schema or None,
-        port=conn.port or None,
-        extra=dict(extra),
-    )
+    mask(conn.password)
+    fields = ConnectionFields.parse(conn_id, conn_type=conn.conn_type, host=conn.host,
+                                    login=conn.login, password=conn.password, schema=conn.schema,
+                                    port=conn.port, extra=conn.extra)
+    mask(*(value for key, value in fields.extra.items()
+           if key in (REFRESH_TOKEN_KEY, "private_key") and isinstance(value, str)))
+    return fields
 
 
-# The store moved to token_persistence (REST writes from tasks, cross-process locking);
-# the old name stays for callers of the first cut.
-from aps_mirror.airflow_provider.token_persistence import AirflowTokenStore as AirflowConnectionTokenStore  # noqa: E402
+def __getattr__(name: str) -> Any:
+    # The store's first name, for its early callers; imported late because the store
+    # imports this module.
+    if name == "AirflowConnectionTokenStore":
+        from aps_mirror.airflow_provider.token_persistence import AirflowTokenStore
+
+        return AirflowTokenStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

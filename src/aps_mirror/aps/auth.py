@@ -26,7 +26,7 @@ import requests
 
 from aps_mirror.aps.parsing import loads_json
 from aps_mirror.aps.retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, make_retrying
-from aps_mirror.connection import ApsConnection, AuthMode, ConnectionFields
+from aps_mirror.connection import ApsConnection, AuthMode, SsaConnection
 from aps_mirror.errors import AuthError, ConfigError, ReauthorizationRequired
 
 log = logging.getLogger(__name__)
@@ -78,38 +78,6 @@ class MemoryTokenStore:
 def fingerprint(token: str) -> str:
     """A short, non-secret name for a token: tells readers whether two copies are the same."""
     return hashlib.sha256(token.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class SsaConnection(ApsConnection):
-    """An `ssa` connection: the service account and the private key that signs its assertions.
-
-    Extra keys: `service_account_id`, `private_key` (PEM, RSA) and optional `private_key_id`
-    (the key id APS gave when the key was created; sent as the JWT `kid`).
-    """
-
-    service_account_id: str = ""
-    private_key: str = field(default="", repr=False)
-    private_key_id: str | None = None
-
-    @classmethod
-    def from_fields(cls, fields: ConnectionFields) -> ApsConnection:
-        base = ApsConnection.from_fields(fields)
-        if base.auth_mode is not AuthMode.SSA:
-            return base
-        extra = fields.extra
-        account = str(extra.get("service_account_id") or "").strip()
-        key = str(extra.get("private_key") or "").replace("\\n", "\n").strip()
-        if not account or not key.startswith("-----BEGIN"):
-            raise ConfigError(
-                f"Connection {fields.conn_id!r} uses auth_mode 'ssa' but lacks "
-                f"{'service_account_id' if not account else 'a PEM private_key'} in its extra: "
-                "create a Secure Service Account and a key at APS, then put the account id in "
-                "extra.service_account_id and the key's PEM text in extra.private_key."
-            )
-        values = {name: getattr(base, name) for name in ApsConnection.__dataclass_fields__}
-        return cls(**values, service_account_id=account, private_key=key,
-                   private_key_id=str(extra.get("private_key_id") or "") or None)
 
 
 def ssa_assertion(conn: SsaConnection, token_url: str, now: float | None = None) -> str:
@@ -279,8 +247,8 @@ class TokenProvider:
         if not isinstance(self._conn, SsaConnection):
             raise ConfigError(
                 f"Connection {self._conn.conn_id!r} uses auth_mode 'ssa' but was loaded without "
-                "its service account and private key; build it with SsaConnection.from_fields "
-                "(the Airflow hook does) so extra.service_account_id and extra.private_key are read."
+                "its service account and private key; build it with ApsConnection.from_fields "
+                "so extra.service_account_id and extra.private_key are read."
             )
         assertion = ssa_assertion(self._conn, self._conn.base_url + TOKEN_PATH)
         return {"grant_type": JWT_BEARER_GRANT, "assertion": assertion,

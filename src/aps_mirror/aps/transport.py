@@ -11,7 +11,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import requests.adapters
 
-from aps_mirror.aps import endpoints
+from aps_mirror.aps import endpoints, redact
 from aps_mirror.aps.auth import BearerAuth, TokenProvider, TokenStore
 from aps_mirror.aps.parsing import loads_json
 from aps_mirror.aps.ratelimit import LocalRateBudget, RateBudget, RedisRateBudget
@@ -82,6 +82,7 @@ class ApsTransport:
                                     on_request=self.counter.sent, retry_policy=self.retry_policy)
         self._auth = BearerAuth(self.tokens)
         self.budget = budget or default_budget(connection)
+        redact.scrub_http_logs()  # urllib3 logs signed URLs in full at DEBUG (`-v`)
 
     def url(self, path_or_url: str) -> str:
         """An absolute URL; `links.next` may come back relative or absolute."""
@@ -112,10 +113,17 @@ class ApsTransport:
             nonlocal reauthenticated
             self.budget.acquire(budget)
             self.counter.sent(endpoint)
-            response = self.session.request(
-                method, url, params=params, headers=extra_headers, stream=stream,
-                auth=self._auth if authenticated else None, timeout=self.timeout,
-            )
+            try:
+                response = self.session.request(
+                    method, url, params=params, headers=extra_headers, stream=stream,
+                    auth=self._auth if authenticated else None, timeout=self.timeout,
+                )
+            except requests.RequestException as exc:
+                # Connection errors quote the URL; a signed one is a credential.
+                clean = redact.scrubbed_error(exc)
+                if clean is None:
+                    raise
+                raise clean from None  # the chained urllib3 error quotes it too
             if response.status_code == 401 and authenticated and not reauthenticated:
                 # The token expired early or was revoked: fetch a new one and try once more.
                 reauthenticated = True

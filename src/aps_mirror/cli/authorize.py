@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from aps_mirror.aps.auth import PkcePair, authorize_url, exchange_code, new_state
+from aps_mirror.backends import installed_backend
 from aps_mirror.cli.common import ExitCode
 from aps_mirror.connection import DEFAULT_CONN_ID, ApsConnection, AuthMode, lookup_connection
 from aps_mirror.errors import AuthError, ConfigError
@@ -79,12 +80,11 @@ def who_consented(conn: ApsConnection, session: requests.Session, access_token: 
 
 
 def _store(conn_id: str) -> Any:
-    try:
-        from aps_mirror.airflow_provider.token_persistence import AirflowTokenStore
-    except ImportError:
+    backend = installed_backend()
+    if backend is None:
         raise ConfigError("Storing the refresh token needs Airflow (the connection lives there): "
-                          "run this where apache-airflow is installed.") from None
-    return AirflowTokenStore(conn_id)
+                          "run this where apache-airflow is installed.")
+    return backend.token_store(conn_id)
 
 
 def _wait_for_code(host: str, port: int, path: str, state: str, timeout: float) -> str:

@@ -7,9 +7,10 @@ import sys
 from enum import IntEnum
 from typing import Any
 
-from aps_mirror.aps.auth import SsaConnection
+from aps_mirror.aps.auth import TokenStore
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.transport import ApsTransport
+from aps_mirror.backends import installed_backend
 from aps_mirror.connection import ApsConnection, AuthMode, S3Settings, lookup_connection
 from aps_mirror.errors import ConfigError
 
@@ -32,19 +33,16 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
 
 def aps_client(conn_id: str) -> ApsClient:
     # The same parsing as the Airflow hook: an `ssa` connection carries its key fields too.
-    connection = SsaConnection.from_fields(lookup_connection(conn_id))
+    connection = ApsConnection.from_fields(lookup_connection(conn_id))
     return ApsClient(ApsTransport(connection, token_store_for(connection)))
 
 
-def token_store_for(connection: ApsConnection) -> Any:
-    """Where a rotated refresh token goes: the Airflow connection when Airflow has it."""
+def token_store_for(connection: ApsConnection) -> TokenStore | None:
+    """Where a rotated refresh token goes: the installed backend's (the Airflow connection)."""
     if connection.auth_mode is not AuthMode.AUTHORIZATION_CODE:
         return None  # no refresh-token chain to keep
-    try:
-        from aps_mirror.airflow_provider.connections import AirflowConnectionTokenStore
-    except ImportError:  # no Airflow: the token lives in memory (a warning is logged on rotation)
-        return None
-    return AirflowConnectionTokenStore(connection.conn_id)
+    backend = installed_backend()  # None without Airflow: the token lives in memory
+    return backend.token_store(connection.conn_id) if backend else None
 
 
 def s3_client(aws_conn_id: str) -> Any:

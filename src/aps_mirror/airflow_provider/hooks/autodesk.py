@@ -6,9 +6,7 @@ import base64
 import copy
 import dataclasses
 import os
-import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -16,7 +14,7 @@ from airflow.sdk import BaseHook
 from aps_mirror.airflow_provider.connections import get_connection_fields, mask
 from aps_mirror.airflow_provider.provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from aps_mirror.airflow_provider.token_persistence import AirflowTokenStore, deployment_redis_url
-from aps_mirror.aps.auth import TOKEN_PATH, SsaConnection
+from aps_mirror.aps.auth import TOKEN_PATH
 from aps_mirror.aps.capabilities import all_essential_ok, validate
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.parsing import loads_json
@@ -63,7 +61,7 @@ class AutodeskHook(BaseHook):
                 f"(Admin > Connections, type 'Autodesk Platform Services') or export "
                 f"{env_var_name(self.autodesk_conn_id)}."
             )
-        conn = SsaConnection.from_fields(fields)  # plain ApsConnection unless auth_mode is ssa
+        conn = ApsConnection.from_fields(fields)  # an SsaConnection when auth_mode is ssa
         mask(conn.client_secret, conn.refresh_token, _basic_credentials(conn))
         return conn
 
@@ -112,46 +110,11 @@ def _basic_credentials(conn: ApsConnection) -> str:
 
 
 def _masking_session() -> requests.Session:
-    """A session that masks every token APS hands out, the moment it arrives, and keeps signed
-    URLs out of the exceptions it raises."""
-    session = _SignedUrlScrubbingSession()
+    """A session that masks every token APS hands out, the moment it arrives (signed URLs are
+    scrubbed from errors and logs by the client itself, on every path)."""
+    session = requests.Session()
     session.hooks["response"].append(_mask_token_response)
     return session
-
-
-# Query parameters that make a URL a credential (Autodesk's signed S3 URLs, S3 presigning, ...).
-_SECRET_QUERY = re.compile(
-    r"(?i)\b((?:x-amz-)?signature|x-amz-credential|x-amz-security-token|sig|token|access_token"
-    r"|key-pair-id|policy)=[^&\s'\")\]>]+")
-
-
-def scrub_url_secrets(text: str, query: str = "") -> str:
-    """`text` without the secret query parameters of signed URLs (and without `query` itself)."""
-    if query:
-        text = text.replace(query, "<query removed>")
-    return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=***", text)
-
-
-class _SignedUrlScrubbingSession(requests.Session):
-    """requests/urllib3 put the full URL into connection errors ("Max retries exceeded with url:
-    /o?...&Signature=..."), and that text ends up in logs, in the mirror's error list (XCom, the
-    asset event) and in tracebacks. Re-raise such errors, same type, without the URL's query when
-    it carries a signature."""
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        query = urlsplit(request.url or "").query
-        try:
-            return super().send(request, **kwargs)
-        except requests.RequestException as exc:
-            if not _SECRET_QUERY.search(query):
-                raise  # an ordinary API URL: its query (paging, filters) helps debugging
-            try:
-                scrubbed = type(exc)(scrub_url_secrets(str(exc), query), request=exc.request,
-                                     response=exc.response)
-            except Exception:  # noqa: BLE001 - an exception type with its own signature
-                scrubbed = requests.ConnectionError(scrub_url_secrets(str(exc), query),
-                                                    request=exc.request, response=exc.response)
-            raise scrubbed from None  # the chained urllib3 error carries the URL too
 
 
 def _mask_token_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:

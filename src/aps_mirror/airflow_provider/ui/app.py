@@ -15,32 +15,27 @@ import html
 import json
 import secrets
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from aps_mirror.airflow_provider.token_persistence import (
-    ACCOUNT_KEY,
-    FINGERPRINT_KEY,
-    GENERATION_KEY,
-    PENDING_KEY,
-    REFRESH_TOKEN_KEY,
-    ROTATED_AT_KEY,
-    AirflowTokenStore,
-    OrmWriter,
-    shadowing_source,
+from aps_mirror.airflow_provider.token_persistence import AirflowTokenStore, OrmWriter, shadowing_source
+from aps_mirror.airflow_provider.ui.connection_health import (
+    ConnectionHealth,
+    db_health,
+    stored_autodesk_connections,
 )
 from aps_mirror.aps.auth import PkcePair, authorize_url, exchange_code, new_state
-from aps_mirror.connection import ApsConnection, AuthMode, ConnectionFields
-from aps_mirror.errors import ApsMirrorError
+from aps_mirror.connection import ApsConnection, AuthMode
+from aps_mirror.errors import ApsMirrorError, ConfigError
 
 PREFIX = "/aps-mirror"
 PENDING_TTL = 600  # seconds: Autodesk's codes live 5 minutes, people are slower
 NONCE_COOKIE = "aps_mirror_nonce"
 _PENDING_VAR = "aps_mirror_oauth_pending_"
-WARN_AFTER_DAYS = 10
 
 
 def create_app() -> FastAPI:
@@ -54,7 +49,12 @@ def create_app() -> FastAPI:
         user = await _user_or_login(request)
         if isinstance(user, Response):
             return user
-        rows = "".join(_row(fields) for fields in _autodesk_connections())
+        # Connection ids and who consented are connection data: Airflow's own rule decides.
+        require_connection_access(user, "GET")
+        now = datetime.now(timezone.utc)
+        rows = "".join(_row(db_health(conn_id, fields, now), may_connect=allowed(user, "PUT", conn_id))
+                       for conn_id, fields in stored_autodesk_connections().items()
+                       if allowed(user, "GET", conn_id))
         body = ("<table><tr><th>Connection</th><th>Mode</th><th>Account</th><th>Status</th><th></th></tr>"
                 f"{rows or '<tr><td colspan=5>No autodesk connection yet: add one in Admin &gt; Connections.</td></tr>'}</table>"
                 f"<p>Callback URL to register for your APS app: <code>{html.escape(callback_url(request))}</code></p>")
@@ -65,7 +65,7 @@ def create_app() -> FastAPI:
         user = await _user_or_login(request)
         if isinstance(user, Response):
             return user
-        _require_edit(user, conn_id)
+        require_connection_access(user, "PUT", conn_id)
         conn = _aps_connection(conn_id)
         pkce, state, nonce = PkcePair.new(), new_state(), secrets.token_urlsafe(24)
         redirect_uri = callback_url(request)
@@ -97,6 +97,7 @@ def create_app() -> FastAPI:
                          "authorization started in this browser session (unknown, expired, reused or "
                          "forged state). Start again from <a href='./'>Autodesk accounts</a>.</p>", 400)
         conn_id = pending["conn_id"]
+        require_connection_access(user, "PUT", conn_id)  # still allowed to edit it
         if params.get("error"):
             return _page("Not connected", f"<p id='refused'>Autodesk answered: "
                          f"{html.escape(params.get('error_description') or params['error'])}</p>", 400)
@@ -144,78 +145,58 @@ async def _user_or_login(request: Request) -> Any:
         return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), 302)
 
 
-def _require_edit(user: Any, conn_id: str) -> None:
+def allowed(user: Any, method: str, conn_id: str | None = None) -> bool:
+    """Airflow's own answer (its auth manager, as its UI and REST API ask it) to whether `user`
+    may `method` ("GET" read, "PUT" edit) connection `conn_id` (None: connections at all)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
+    from airflow.configuration import conf
 
-    if not get_auth_manager().is_authorized_connection(method="PUT", user=user,
-                                                       details=ConnectionDetails(conn_id=conn_id)):
-        raise HTTPException(403, f"You may not edit connection {conn_id!r}.")
+    team = None
+    if conn_id and conf.getboolean("core", "multi_team", fallback=False):
+        from airflow.models.connection import Connection
+
+        team = Connection.get_team_name(conn_id)
+    return get_auth_manager().is_authorized_connection(
+        method=method, user=user, details=ConnectionDetails(conn_id=conn_id, team_name=team))
+
+
+def require_connection_access(user: Any, method: str, conn_id: str | None = None) -> None:
+    if not allowed(user, method, conn_id):
+        action = "read" if method == "GET" else "edit"
+        what = f"connection {conn_id!r}" if conn_id else "Airflow connections"
+        raise HTTPException(403, f"You may not {action} {what}; ask an Airflow admin for the permission.")
 
 
 def _aps_connection(conn_id: str) -> ApsConnection:
-    fields = next((f for f in _autodesk_connections() if f.conn_id == conn_id), None)
+    fields = stored_autodesk_connections().get(conn_id)
     if fields is None:
         raise HTTPException(404, f"No autodesk connection {conn_id!r} in the metadata database.")
     source = shadowing_source(conn_id)
     if source:
         raise HTTPException(409, f"Connection {conn_id!r} is shadowed by {source}; tokens stored "
                                  "here would never be read. Remove it there first.")
-    conn = ApsConnection.from_fields(fields)
+    try:
+        if isinstance(fields, ConfigError):
+            raise fields
+        conn = ApsConnection.from_fields(fields)
+    except ConfigError as exc:
+        raise HTTPException(400, str(exc)) from None
     if conn.auth_mode is not AuthMode.AUTHORIZATION_CODE:
         raise HTTPException(400, f"Connection {conn_id!r} uses {conn.auth_mode.value}: no consent needed.")
     return conn
 
 
-def _autodesk_connections() -> list[ConnectionFields]:
-    from sqlalchemy import select
-
-    from airflow.models.connection import Connection
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.scalars(select(Connection).where(Connection.conn_type == "autodesk")
-                               .order_by(Connection.conn_id)).all()
-        return [ConnectionFields(conn_id=r.conn_id, conn_type=r.conn_type, host=r.host, login=r.login,
-                                 password=r.password, schema=r.schema, port=r.port,
-                                 extra=dict(r.extra_dejson) if r.extra else {}) for r in rows]
-
-
-def _row(fields: ConnectionFields) -> str:
-    extra = fields.extra
-    mode = str(extra.get("auth_mode") or "authorization_code")
-    account = extra.get(ACCOUNT_KEY) or {}
-    who = (f"{html.escape(str(account.get('name')))} &lt;{html.escape(str(account.get('email') or '?'))}&gt;"
-           f"<br><small>{html.escape(str(account.get('scopes', '')))}</small>") if account else ""
+def _row(health: ConnectionHealth, *, may_connect: bool) -> str:
     link = ""
-    if mode == "authorization_code":
-        status = connection_status(extra)
-        link = f"<a class='connect' href='connect/{html.escape(fields.conn_id)}'>Connect Autodesk account</a>"
-    else:
-        status = "no refresh token needed"
-    return (f"<tr><td>{html.escape(fields.conn_id)}</td><td>{html.escape(mode)}</td><td>{who}</td>"
+    if health.auth_mode == "authorization_code" and may_connect:
+        link = f"<a class='connect' href='connect/{html.escape(health.conn_id)}'>Connect Autodesk account</a>"
+    status = html.escape(health.message)
+    if health.level != "ok":
+        status = f"<b class='alert'>{status}</b>"
+    return (f"<tr class='connection' data-level='{health.level}'><td>{html.escape(health.conn_id)}</td>"
+            f"<td>{html.escape(health.auth_mode)}</td><td>{html.escape(health.account or '')}</td>"
             f"<td>{status}</td><td>{link}</td></tr>")
-
-
-def connection_status(extra: dict[str, Any]) -> str:
-    """A plain-words health line for an authorization_code connection (HTML)."""
-    from datetime import datetime, timezone
-
-    if not extra.get(REFRESH_TOKEN_KEY):
-        return "<b class='alert'>Not connected: click 'Connect Autodesk account'.</b>"
-    if extra.get(PENDING_KEY):
-        return ("<b class='alert'>A refresh was interrupted (crash); if runs fail with "
-                "'re-authorization required', click 'Connect Autodesk account'.</b>")
-    rotated = extra.get(ROTATED_AT_KEY)
-    try:
-        age = (datetime.now(timezone.utc) - datetime.fromisoformat(str(rotated))).days if rotated else None
-    except ValueError:
-        age = None
-    line = f"generation {extra.get(GENERATION_KEY, 0)} ({html.escape(str(extra.get(FINGERPRINT_KEY, '')))})"
-    if age is not None and age >= WARN_AFTER_DAYS:
-        return (f"<b class='alert'>Refresh token unused for {age} days: it dies at 15. Run the "
-                f"aps_mirror_keepalive DAG or click 'Connect Autodesk account'.</b> {line}")
-    return f"connected, last rotation {html.escape(str(rotated))}, {line}"
 
 
 def _digest(value: str) -> str:

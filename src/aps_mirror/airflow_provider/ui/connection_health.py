@@ -19,12 +19,12 @@ from aps_mirror.airflow_provider.token_persistence import (
     ROTATED_AT_KEY,
     shadowing_source,
 )
-from aps_mirror.airflow_provider.ui.app import WARN_AFTER_DAYS, _autodesk_connections
 from aps_mirror.connection import ConnectionFields, env_var_name, parse_connection_value
 from aps_mirror.errors import ConfigError
 
 AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN_DIES_AFTER_DAYS = 15
+WARN_AFTER_DAYS = 10  # the accounts page and the dashboard; the keep-alive DAG has a param
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,58 @@ class ConnectionHealth:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TokenHealth:
+    level: str  # ok | warn | alert
+    message: str
+
+
+def token_health(extra: dict[str, Any], now: datetime, warn_after_days: int = WARN_AFTER_DAYS) -> TokenHealth:
+    """The one rule for an authorization_code connection's refresh token, from its extra:
+    the accounts page, the dashboard and the keep-alive DAG all judge by it."""
+    if not extra.get(REFRESH_TOKEN_KEY):
+        return TokenHealth("alert", "Not connected: connect an Autodesk account on the "
+                                    "'Autodesk accounts' page.")
+    if extra.get(PENDING_KEY):
+        return TokenHealth("alert", "A token refresh was interrupted (crash). If runs fail with "
+                                    "'re-authorization required', connect the account again on the "
+                                    "'Autodesk accounts' page.")
+    age = _age_days(extra.get(ROTATED_AT_KEY), now)
+    if age is not None and age >= warn_after_days:
+        return TokenHealth("warn", (
+            f"The connection last rotated its refresh token {age} days ago; it dies after "
+            f"{REFRESH_TOKEN_DIES_AFTER_DAYS} days unused. Run the aps_mirror_keepalive DAG, or "
+            "reconnect on the 'Autodesk accounts' page."))
+    return TokenHealth("ok", f"Connected; refresh token last rotated {age} day(s) ago."
+                       if age is not None else "Connected.")
+
+
+def stored_autodesk_connections() -> dict[str, ConnectionFields | ConfigError]:
+    """Every `autodesk` row of the metadata database, parsed (or why it cannot be), by conn id."""
+    from sqlalchemy import select
+
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    found: dict[str, ConnectionFields | ConfigError] = {}
+    with create_session() as session:
+        for r in session.scalars(select(Connection).where(Connection.conn_type == "autodesk")
+                                 .order_by(Connection.conn_id)):
+            try:
+                found[r.conn_id] = ConnectionFields.parse(
+                    r.conn_id, conn_type=r.conn_type, host=r.host, login=r.login,
+                    password=r.password, schema=r.schema, port=r.port, extra=r.extra)
+            except ConfigError as exc:
+                found[r.conn_id] = exc
+    return found
+
+
 def connection_health(now: datetime | None = None) -> list[ConnectionHealth]:
     """Every autodesk connection in the metadata database or in an AIRFLOW_CONN_* variable."""
     now = now or datetime.now(timezone.utc)
-    stored = {f.conn_id: f for f in _autodesk_connections()}
-    from_env = _env_connections()
-    health = [_db_health(fields, now) for fields in stored.values()]
-    health += [_env_health(fields) for conn_id, fields in from_env.items() if conn_id not in stored]
+    stored = stored_autodesk_connections()
+    health = [db_health(conn_id, fields, now) for conn_id, fields in stored.items()]
+    health += [_env_health(fields) for conn_id, fields in _env_connections().items() if conn_id not in stored]
     return sorted(health, key=lambda h: h.conn_id)
 
 
@@ -60,7 +105,7 @@ def _env_connections() -> dict[str, ConnectionFields]:
         conn_id = name[len("AIRFLOW_CONN_"):].lower()
         try:
             fields = parse_connection_value(conn_id, value)
-        except (ConfigError, ValueError):
+        except ConfigError:
             continue  # not ours to judge: Airflow reports broken connections itself
         if fields.conn_type == "autodesk":
             found[conn_id] = fields
@@ -81,9 +126,12 @@ def _env_health(fields: ConnectionFields) -> ConnectionHealth:
     return ConnectionHealth(fields.conn_id, mode, where, "ok", f"{mode}: no refresh token to keep alive.")
 
 
-def _db_health(fields: ConnectionFields, now: datetime) -> ConnectionHealth:
+def db_health(conn_id: str, fields: ConnectionFields | ConfigError, now: datetime) -> ConnectionHealth:
+    """The health of one row of the metadata database (see `token_health` for the token rule)."""
+    if isinstance(fields, ConfigError):
+        return ConnectionHealth(conn_id, "?", "metadata database", "alert", str(fields))
     extra, mode = fields.extra, _mode(fields)
-    account = extra.get(ACCOUNT_KEY) or {}
+    account = extra.get(ACCOUNT_KEY) if isinstance(extra.get(ACCOUNT_KEY), dict) else {}
     who = f"{account.get('name')} <{account.get('email') or '?'}>" if account else None
     rotated = extra.get(ROTATED_AT_KEY)
     shadow = shadowing_source(fields.conn_id)
@@ -95,20 +143,8 @@ def _db_health(fields: ConnectionFields, now: datetime) -> ConnectionHealth:
         return ConnectionHealth(**base, level="alert", message=(
             f"Shadowed by {shadow}: Airflow reads that first, so rotated refresh tokens saved here "
             "are never read. Remove it there and keep the connection in Admin > Connections only."))
-    if not extra.get(REFRESH_TOKEN_KEY):
-        return ConnectionHealth(**base, level="alert", message=(
-            "Not connected: connect an Autodesk account on the 'Autodesk accounts' page."))
-    if extra.get(PENDING_KEY):
-        return ConnectionHealth(**base, level="alert", message=(
-            "A token refresh was interrupted (crash). If runs fail with 're-authorization required', "
-            "connect the account again on the 'Autodesk accounts' page."))
-    age = _age_days(rotated, now)
-    if age is not None and age >= WARN_AFTER_DAYS:
-        return ConnectionHealth(**base, level="warn", message=(
-            f"Refresh token unused for {age} days; it dies after {REFRESH_TOKEN_DIES_AFTER_DAYS}. Run "
-            "the aps_mirror_keepalive DAG, or reconnect on the 'Autodesk accounts' page."))
-    return ConnectionHealth(**base, level="ok", message=(
-        f"Connected; refresh token last rotated {age} day(s) ago." if age is not None else "Connected."))
+    token = token_health(extra, now)
+    return ConnectionHealth(**base, level=token.level, message=token.message)
 
 
 def _age_days(rotated: Any, now: datetime) -> int | None:

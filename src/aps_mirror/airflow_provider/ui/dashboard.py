@@ -86,7 +86,7 @@ async def dashboard_page(request: Request) -> Response:
     if isinstance(user, Response):
         return user
     _require_dag_read(user)
-    data = await run_in_threadpool(collect_dashboard)
+    data = _visible_to(user, await run_in_threadpool(collect_dashboard))
     return HTMLResponse(render_dashboard(data))
 
 
@@ -98,7 +98,7 @@ async def dashboard_json(request: Request) -> Response:
     if isinstance(user, Response):  # an API client gets a status, not a login page
         return JSONResponse({"detail": "Not authenticated"}, 401)
     _require_dag_read(user)
-    data = await run_in_threadpool(collect_dashboard)
+    data = _visible_to(user, await run_in_threadpool(collect_dashboard))
     return JSONResponse(data.to_dict())
 
 
@@ -108,6 +108,14 @@ def _require_dag_read(user: Any) -> None:
 
     if not get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=MIRROR_DAG_ID)):
         raise HTTPException(403, f"You may not read the {MIRROR_DAG_ID} DAG, whose mirror this page shows.")
+
+
+def _visible_to(user: Any, data: Dashboard) -> Dashboard:
+    """Only the connections the user may read (ids and who consented are connection data)."""
+    from aps_mirror.airflow_provider.ui.app import allowed
+
+    data.connections = [c for c in data.connections if allowed(user, "GET", c.conn_id)]
+    return data
 
 
 def collect_dashboard() -> Dashboard:
