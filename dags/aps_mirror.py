@@ -29,6 +29,7 @@ from typing import Any
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 from aps_mirror.airflow_provider.assets import catalog_assets, default_location, mirror_asset
 from aps_mirror.airflow_provider.mirror import FAIL_FAST_ON_SETUP_ERRORS, mirror_engine, publish_catalog
+from aps_mirror.options import dag_params
 
 log = logging.getLogger(__name__)
 
@@ -55,51 +56,8 @@ API_POOL = "autodesk_api"
         "retry_policy": FAIL_FAST_ON_SETUP_ERRORS,
     },
     params={
-        "bucket": Param(BUCKET, type="string", minLength=3, description="S3 bucket to mirror into."),
-        "prefix": Param(PREFIX, type="string", description="Key prefix inside the bucket."),
-        "hub_filter": Param(
-            [], type="array", items={"type": "string"},
-            description="Globs on hub name or id (with or without 'b.'); empty = every hub.",
-        ),
-        "exclude_hubs": Param(
-            [], type="array", items={"type": "string"},
-            description="Globs on hub name or id never to mirror (wins over hub_filter).",
-        ),
-        "project_filter": Param(
-            [], type="array", items={"type": "string"},
-            description="Glob patterns on project name or id (e.g. 'Riverside*'; ids with or "
-                        "without 'b.'); empty = all.",
-        ),
-        "exclude_projects": Param(
-            [], type="array", items={"type": "string"},
-            description="Globs on project name or id never to mirror (wins over project_filter); "
-                        "excluded projects are neither copied nor retired.",
-        ),
-        "top_folders": Param(
-            [], type="array", items={"type": "string"},
-            description="Globs on top folder names, e.g. 'Plans' or '*' for all; empty = 'Project "
-                        "Files' in ACC and BIM 360 hubs, every top folder in Fusion/A360 hubs. ACC "
-                        "system folders only when named (e.g. 'Photos').",
-        ),
-        "extensions": Param([], type="array", items={"type": "string"},
-                            description="Only files with these extensions (e.g. 'rvt'); empty = all."),
-        "exclude_extensions": Param([], type="array", items={"type": "string"},
-                                    description="Never files with these extensions (e.g. 'tmp')."),
-        "max_file_size_mb": Param(None, type=["null", "number"], minimum=0,
-                                  description="Skip files larger than this many MiB; empty = no limit."),
-        "dry_run": Param(False, type="boolean", description="Plan only: list what would be copied."),
-        "full_walk": Param(False, type="boolean",
-                           description="List every folder this run, ignoring unchanged rollups."),
-        "full_walk_days": Param(7, type="number", minimum=0,
-                                description="List every folder when the last full walk is older."),
-        "delete_policy": Param("keep", enum=["keep", "trash", "delete"],
-                               description="Files deleted in Autodesk: keep (marked deleted), "
-                                           "trash (moved under _aps_mirror/trash/) or delete."),
-        "max_delete": Param("10%", type="string",
-                            description="Refuse to delete more files than this count or percentage."),
-        "versions": Param("tip", enum=["tip", "all"],
-                          description="tip: each file's latest version; all: also every earlier "
-                                      "version, under <project>/_versions/."),
+        # Every sync option, declared once in aps_mirror.options (also the CLI's flags).
+        **{name: Param(**spec) for name, spec in dag_params(bucket=BUCKET, prefix=PREFIX).items()},
         "autodesk_conn_id": Param("autodesk_default", type="string",
                                   description="The `autodesk` connection (APS app and account)."),
         "aws_conn_id": Param("aws_default", type="string", description="The `aws` connection for S3."),

@@ -170,21 +170,17 @@ class S3Settings:
             aws_session_token=extra.get("aws_session_token") or None,
         )
 
-    def client(self) -> Any:
-        """A boto3 S3 client for these settings."""
+    def client(self, *, workers: int = 1) -> Any:
+        """A boto3 S3 client for these settings, sized for `workers` parallel transfers."""
         import boto3  # boto3 import is slow; only pay for it when S3 is used
-        from botocore.config import Config
 
-        return boto3.client(
-            "s3",
-            # Parallel copies x ranged parts in flight exceed botocore's default pool of 10.
-            config=Config(max_pool_connections=32),
-            endpoint_url=self.endpoint_url,
-            region_name=self.region_name or "us-east-1",
-            aws_access_key_id=self.aws_access_key_id,
-            aws_secret_access_key=self.aws_secret_access_key,
-            aws_session_token=self.aws_session_token,
-        )
+        from aps_mirror.s3_client import make_s3_client
+
+        session = boto3.session.Session(aws_access_key_id=self.aws_access_key_id,
+                                        aws_secret_access_key=self.aws_secret_access_key,
+                                        aws_session_token=self.aws_session_token,
+                                        region_name=self.region_name)
+        return make_s3_client(session=session, endpoint_url=self.endpoint_url, workers=workers)
 
 
 def _base_url(fields: ConnectionFields) -> str:

@@ -37,10 +37,36 @@ def test_params_and_their_defaults() -> None:
     params = {key: load_dag().params.get_param(key).value for key in load_dag().params}
     assert params == {"bucket": "aps-mirror", "prefix": "autodesk", "hub_filter": [], "exclude_hubs": [],
                       "project_filter": [], "exclude_projects": [], "top_folders": [], "extensions": [],
-                      "exclude_extensions": [], "max_file_size_mb": None,
+                      "exclude_extensions": [], "max_file_size_mb": None, "workers": 4,
                       "dry_run": False, "full_walk": False, "full_walk_days": 7,
                       "delete_policy": "keep", "max_delete": "10%", "versions": "tip",
+                      "allow_other_account": False,
                       "autodesk_conn_id": "autodesk_default", "aws_conn_id": "aws_default"}
+
+
+def test_every_sync_option_is_a_param_with_the_tables_schema() -> None:
+    from aps_mirror.options import SYNC_OPTIONS
+
+    params = load_dag().params
+    assert set(params) == {o.param_name for o in SYNC_OPTIONS} | {"autodesk_conn_id", "aws_conn_id"}
+    for option in SYNC_OPTIONS:
+        param = params.get_param(option.param_name)
+        assert (param.schema, param.description) == (option.schema, option.help), option.name
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("max_delete", "nan%"), ("max_delete", "inf"), ("max_delete", "-1"), ("max_delete", "200%"),
+    ("max_delete", ""), ("workers", 0), ("workers", 65), ("full_walk_days", -1),
+    ("max_file_size_mb", -5), ("max_file_size_mb", 0), ("prefix", "../x"), ("prefix", "/x"),
+    ("prefix", "a//b"), ("prefix", "a/_APS_MIRROR"), ("delete_policy", "purge"), ("versions", "some"),
+    ("bucket", "Not_A_Bucket"),
+])
+def test_the_trigger_form_refuses_a_bad_value(name: str, value: object) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = load_dag().params.get_param(name)
+    with pytest.raises(ParamValidationError):
+        param.resolve(value)
 
 
 def test_bucket_and_prefix_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,3 +148,35 @@ def test_a_dry_run_skips_the_catalog_publish() -> None:
     task = load_dag().get_task("publish_catalog_tables")
     with pytest.raises(AirflowSkipException, match="dry run"):
         task.python_callable([], [], {"dry_run": True}, outlet_events={})
+
+
+def test_a_bad_param_fails_the_task_before_any_connection_is_used() -> None:
+    from aps_mirror.errors import ConfigError
+
+    dag = load_dag()
+    params = {key: dag.params.get_param(key).value for key in dag.params}
+    params["autodesk_conn_id"] = params["aws_conn_id"] = "defined_nowhere"
+    for name, value in (("max_delete", "nan%"), ("workers", 0), ("prefix", "../x")):
+        with pytest.raises(ConfigError, match=f"^{name} .* is not accepted"):
+            dag.get_task("list_projects").python_callable({**params, name: value})
+
+
+def test_the_dags_s3_client_comes_from_the_aws_connection_through_the_factory(
+        monkeypatch: pytest.MonkeyPatch, s3_endpoint: str, bucket: str) -> None:
+    import json
+
+    from aps_mirror.airflow_provider.mirror import mirror_s3
+    from aps_mirror.errors import ConfigError
+    from aps_mirror.s3_client import pool_size
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_MOTO", json.dumps({
+        "conn_type": "aws", "login": "test", "password": "test",
+        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1",
+                  "config_kwargs": {"connect_timeout": 7}}}))
+    s3 = mirror_s3({"aws_conn_id": "aws_moto"}, workers=12)
+    assert s3.meta.config.max_pool_connections == pool_size(12)
+    assert s3.meta.config.connect_timeout == 7, "the connection's config_kwargs are kept"
+    s3.put_object(Bucket=bucket, Key="k", Body=b"through the hook's session")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"through the hook's session"
+    with pytest.raises(ConfigError, match="AWS connection 'aws_mot' was not found"):
+        mirror_s3({"aws_conn_id": "aws_mot"})

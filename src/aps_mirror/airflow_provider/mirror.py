@@ -29,42 +29,35 @@ FAIL_FAST_ON_SETUP_ERRORS = ExceptionRetryPolicy(
 def mirror_engine(params: Mapping[str, Any], run_id: str | None = None) -> MirrorEngine:
     """A `MirrorEngine` for one run: APS through `AutodeskHook`, S3 through the Amazon provider.
 
-    With a `run_id`, each project's run record and events go to the catalog (not in dry runs).
+    The params are checked first (`aps_mirror.options`): a bad one fails the task at once with
+    a one-line ConfigError. With a `run_id`, each project's run record and events go to the
+    catalog (not in dry runs).
     """
     from aps_mirror.airflow_provider.hooks.autodesk import AutodeskHook
     from aps_mirror.catalog.writer import CatalogWriter
-    from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
-    from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
+    from aps_mirror.mirror.engine import MirrorEngine
+    from aps_mirror.options import mirror_config
 
-    config = MirrorConfig(
-        bucket=params["bucket"],
-        prefix=params["prefix"],
-        dry_run=bool(params["dry_run"]),
-        project_filter=tuple(params["project_filter"] or ()),
-        exclude_projects=tuple(params.get("exclude_projects") or ()),
-        hub_filter=tuple(params.get("hub_filter") or ()),
-        exclude_hubs=tuple(params.get("exclude_hubs") or ()),
-        full_walk=bool(params.get("full_walk", False)),
-        full_walk_days=float(params.get("full_walk_days", 7)),
-        delete_policy=DeletePolicy(params.get("delete_policy", "keep")),
-        max_delete=DeleteLimit.parse(params.get("max_delete", "10%")),
-        top_folders=tuple(params.get("top_folders") or ()),
-        extensions=tuple(params.get("extensions") or ()),
-        exclude_extensions=tuple(params.get("exclude_extensions") or ()),
-        max_file_size=int(params["max_file_size_mb"] * 1024 * 1024) if params.get("max_file_size_mb") else None,
-        versions=str(params.get("versions") or "tip"),
-    )
+    config = mirror_config(params)
     aps = AutodeskHook(params["autodesk_conn_id"]).get_conn()
-    s3 = mirror_s3(params)
+    s3 = mirror_s3(params, workers=config.workers)
     catalog = CatalogWriter(s3, config.bucket, config.prefix) if run_id and not config.dry_run else None
     return MirrorEngine(aps, s3, config, catalog=catalog, run_id=run_id, trigger="airflow")
 
 
-def mirror_s3(params: Mapping[str, Any]) -> Any:
-    """The boto3 S3 client of the run's `aws` connection."""
+def mirror_s3(params: Mapping[str, Any], *, workers: int = 1) -> Any:
+    """The S3 client of the run's `aws` connection: the Amazon provider's session, endpoint
+    and botocore config, built by the core's factory (pool sized for `workers` transfers)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return S3Hook(aws_conn_id=params["aws_conn_id"]).get_conn()
+    from aps_mirror.s3_client import make_s3_client, require_aws_connection
+
+    conn_id = params["aws_conn_id"]
+    hook = S3Hook(aws_conn_id=conn_id)
+    require_aws_connection(conn_id, found=bool(hook.conn_config))  # the hook would fall back silently
+    return make_s3_client(session=hook.get_session(region_name=hook.region_name),
+                          endpoint_url=hook.conn_config.get_service_endpoint_url("s3"),
+                          config=hook.config, verify=hook.verify, workers=workers)
 
 
 def publish_catalog(params: Mapping[str, Any]) -> dict[str, int]:

@@ -45,15 +45,20 @@ def token_store_for(connection: ApsConnection) -> TokenStore | None:
     return backend.token_store(connection.conn_id) if backend else None
 
 
-def s3_client(aws_conn_id: str) -> Any:
-    return S3Settings.from_fields(lookup_connection(aws_conn_id, required=False)).client()
+def s3_client(aws_conn_id: str, *, workers: int = 1) -> Any:
+    """The S3 client of `aws_conn_id`, sized for `workers` parallel transfers."""
+    from aps_mirror.s3_client import require_aws_connection
+
+    fields = lookup_connection(aws_conn_id, required=False)
+    require_aws_connection(aws_conn_id, found=fields is not None)
+    return S3Settings.from_fields(fields).client(workers=workers)
 
 
-def open_bucket(aws_conn_id: str, bucket: str) -> Any:
+def open_bucket(aws_conn_id: str, bucket: str, *, workers: int = 1) -> Any:
     """An S3 client that can use the bucket, or a ConfigError that says what to fix."""
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    s3 = s3_client(aws_conn_id)
+    s3 = s3_client(aws_conn_id, workers=workers)
     try:
         s3.head_bucket(Bucket=bucket)
     except EndpointConnectionError as exc:

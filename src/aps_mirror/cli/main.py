@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib.abc
+import importlib.machinery
+import logging
 import sys
+from contextlib import redirect_stdout
+from typing import Any, Sequence
 
 from aps_mirror import __version__
 from aps_mirror.cli import authorize, catalog, report, sync, tree, validate
@@ -44,9 +49,50 @@ def _add_output_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
                         help="warnings and errors only")
 
 
+class _AirflowLogsToStderr(importlib.abc.MetaPathFinder):
+    """Imports `airflow` (when a connection lookup needs it) with stdout pointed at stderr.
+
+    Importing Airflow configures logging onto whatever `sys.stdout` is at that moment (and may
+    print); the CLI's stdout must carry only its own output, e.g. the `--json` summary.
+    """
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: Any = None) -> Any:
+        if fullname != "airflow":
+            return None
+        sys.meta_path.remove(self)  # once is enough, and the search below must not find us
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            previous = logging.root.manager.disable
+            logging.disable(max(previous, logging.INFO))  # "Reading the config from ..." is noise here
+            try:
+                with redirect_stdout(sys.stderr):
+                    load(module)
+                    _structlog_to_stderr()
+            finally:
+                logging.disable(previous)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _structlog_to_stderr() -> None:
+    """Airflow's structlog loggers pick `sys.stdout` when first used; give them stderr."""
+    try:
+        import structlog
+    except ImportError:
+        return
+    structlog.configure(logger_factory=structlog.WriteLoggerFactory(file=sys.stderr))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
+    if "airflow" not in sys.modules and not any(isinstance(f, _AirflowLogsToStderr) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AirflowLogsToStderr())
     try:
         return int(args.func(args))
     except ApsMirrorError as exc:

@@ -78,16 +78,19 @@ class DeleteLimit:
     percent: float | None = None
 
     @classmethod
-    def parse(cls, value: str | int | None) -> DeleteLimit:
-        if value in (None, ""):
-            return cls()
-        text = str(value).strip()
-        try:
-            if text.endswith("%"):
-                return cls(percent=float(text[:-1]))
-            return cls(count=int(text))
-        except ValueError:
-            raise ConfigError(f"max_delete {value!r} is neither a count (50) nor a percentage (10%).") from None
+    def parse(cls, value: str | int, name: str = "max_delete") -> DeleteLimit:
+        """`50` files or `10%` of the project's files (0 to 100), digits only: an empty, negative,
+        nan or infinite value would lift the guard, so none of them is a limit."""
+        text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        number = text.removesuffix("%").strip()
+        digits = number.replace(".", "", 1) if text.endswith("%") else number
+        if digits.isascii() and digits.isdigit():
+            if not text.endswith("%"):
+                return cls(count=int(number))
+            if float(number) <= 100:
+                return cls(percent=float(number))
+        raise ConfigError(f"{name} {value!r} is not accepted: use a count (50) or a percentage "
+                          "from 0% to 100% (10%).")
 
     def refuses(self, deletes: int, mirrored: int) -> str | None:
         """Why `deletes` out of `mirrored` files is too many, or None when allowed."""
