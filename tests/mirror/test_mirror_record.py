@@ -69,20 +69,26 @@ def test_allow_other_account_mirrors_both_in_one_prefix(s3, bucket):
     assert set(stored(s3, bucket)["hubs"]) == {"h1", "h9"}
 
 
-def test_a_recorded_segment_stays_with_its_id_and_is_never_given_to_a_newcomer(s3, bucket):
+def test_a_renamed_hub_moves_and_its_former_segment_is_never_given_to_a_newcomer(s3, bucket):
     saved_record(s3, bucket, {"h1": "Acme"})
     record = MirrorRecord.load(s3, bucket, PREFIX)
-    # Renamed in Autodesk: the hub keeps its segment, the new name is noted.
-    assert record.assign("hub", "h1", "acme corp", name="Acme Corp") == "acme"
-    assert record.taken_segments("hub") == {"acme"}
-    with pytest.raises(SegmentTaken) as taken:
-        record.assign("hub", "h2", "acme", name="ACME")
-    assert taken.value.clashes == [("hub", "h2")] and record.segment_for("hub", "h2") is None
+    # Renamed in Autodesk: the hub moves to its new segment; the old one stays its own.
+    assert record.assign("hub", "h1", "acme corp", name="Acme Corp") == "acme corp"
+    assert record.former_segments("hub", "h1") == ["acme"]
+    assert record.taken_segments("hub") == {"acme", "acme corp"}
+    for segment in ("acme", "acme corp"):
+        with pytest.raises(SegmentTaken) as taken:
+            record.assign("hub", "h2", segment, name="ACME")
+        assert taken.value.clashes == [("hub", "h2")] and record.segment_for("hub", "h2") is None
     record.assign("project", "p1", "plans", name="Plans", hub_id="h1")
     assert record.taken_segments("project", "h1") == {"plans"}
     assert record.taken_segments("project", "h2") == set()  # segments are per hub
     record.save()
-    assert stored(s3, bucket)["hubs"] == {"h1": {"name": "Acme Corp", "segment": "acme"}}
+    assert stored(s3, bucket)["hubs"] == {"h1": {"name": "Acme Corp", "segment": "acme corp", "former": ["acme"]}}
+    assert MirrorRecord.load(s3, bucket, PREFIX).taken_segments("hub") == {"acme", "acme corp"}  # read back
+    # Renamed back: the hub takes its old segment again, the other one becomes former.
+    assert record.assign("hub", "h1", "acme", name="Acme") == "acme"
+    assert record.former_segments("hub", "h1") == ["acme corp"]
 
 
 def test_two_writers_adding_different_projects_both_land(s3, bucket):
@@ -111,7 +117,7 @@ def test_a_segment_taken_meanwhile_is_refused_and_the_rest_is_saved(s3, bucket):
     assert stored_segments(s3, bucket) == {"p1": "plans", "p3": "site", "p4": "docs"}
     # The record holds the merged state: the caller assigns again and saves.
     assert second.segment_for("project", "p3") == "site" and "plans" in second.taken_segments("project", "h1")
-    assert second.assign("project", "p3", "site-2", name="Site", hub_id="h1") == "site"
+    assert second.assign("project", "p3", "site", name="Site", hub_id="h1") == "site"
     assert second.assign("project", "p2", "plans~2", name="plans", hub_id="h1") == "plans~2"
     second.save()
     assert stored(s3, bucket)["projects"]["p2"]["segment"] == "plans~2"
@@ -159,7 +165,7 @@ def test_saving_an_unchanged_record_writes_nothing(s3, bucket):
     etag = record.etag
     again = MirrorRecord.load(s3, bucket, PREFIX)
     again.claim({"h1": "Acme"}, "app-1")
-    assert again.assign("hub", "h1", "other", name="Acme") == "acme"
+    assert again.assign("hub", "h1", "acme", name="Acme") == "acme"
     again.save()
     assert s3.head_object(Bucket=bucket, Key=record_key(PREFIX))["ETag"] == etag
 

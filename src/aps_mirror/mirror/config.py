@@ -43,6 +43,8 @@ class MirrorConfig:
     extensions: tuple[str, ...] = ()  # e.g. ("rvt", "dwg"); empty = every file
     exclude_extensions: tuple[str, ...] = ()
     max_file_size: int | None = None  # bytes
+    # A prefix holds one account's mirror (`_aps_mirror/mirror.json`); True mirrors another beside it.
+    allow_other_account: bool = False
 
     @property
     def selection(self) -> str:

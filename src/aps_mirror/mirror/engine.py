@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.parsing import parse_timestamp
@@ -20,7 +21,9 @@ from aps_mirror.catalog.records import CatalogEvent, CatalogSink, EventAction, P
 from aps_mirror.mirror.config import MirrorConfig
 from aps_mirror.mirror.events import DELETE_REASONS, ProjectEvents, event_action
 from aps_mirror.mirror.keys import VERSIONS_DIR, KeySpaceViolation, ProjectKeys
+from aps_mirror.mirror.lease import MirrorLease
 from aps_mirror.mirror.manifest import Manifest, ManifestStore, now_iso
+from aps_mirror.mirror.mirror_record import MirrorRecord, SegmentTaken
 from aps_mirror.mirror.plan import Action, ActionKind, DeletePolicy, plan
 from aps_mirror.mirror.progress import Progress, ProgressListener, human_bytes
 from aps_mirror.mirror.results import SUMMED, Counts, ProjectResult, RunSummary
@@ -47,27 +50,90 @@ class MirrorEngine:
         self.catalog = catalog
         self.run_id = run_id or f"{trigger}__{now_iso()}"
         self.trigger = trigger
+        self.lease: MirrorLease | None = None  # while `locked()` holds the prefix
+
+    @contextmanager
+    def locked(self, wait_seconds: float = 0.0, *, break_lock: bool = False) -> Iterator[MirrorEngine]:
+        """Hold the mirror prefix's lease while the block runs (one run at a time per prefix).
+
+        Processes of one run (an Airflow DAG run's tasks) share it through the run id. Another
+        run's live lease makes this wait up to `wait_seconds`, then raise MirrorLocked naming it;
+        `break_lock` first releases a lease an operator knows to be dead. A dry run writes
+        nothing and takes no lease.
+        """
+        if self.config.dry_run:
+            yield self
+            return
+        lease = MirrorLease(self.s3, self.config.bucket, self.config.prefix, holder=self.run_id,
+                            command=f"aps-mirror {self.trigger} run {self.run_id}")
+        if break_lock:
+            lease.break_lock()
+        with lease.hold(wait_seconds):
+            self.lease = lease
+            try:
+                yield self
+            finally:
+                self.lease = None
+
+    def _check_lease(self) -> None:
+        """Before a commit: a run that lost its lease must not write over the next holder's."""
+        if self.lease is not None:
+            self.lease.check()
 
     def list_projects(self) -> list[ProjectRef]:
-        """The projects the hub and project filters select, with the key segments they hold."""
-        config = self.config
-        held_hubs, held_projects = self._held_root_segments()
-        return list_projects(self.client, config.project_filter, exclude_projects=config.exclude_projects,
-                             hub_filter=config.hub_filter, exclude_hubs=config.exclude_hubs,
-                             held_hubs=held_hubs, held_projects=held_projects)
+        """The projects the hub and project filters select, with the key segments they hold.
 
-    def _held_root_segments(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-        """The hub and project segments the mirror's manifests hold, so none is ever reassigned."""
-        hubs: dict[str, str] = {}
+        The prefix's record (`_aps_mirror/mirror.json`) must belong to this account (else a
+        ConfigError, unless `allow_other_account`); it pins every hub's and project's segment,
+        so a newcomer never takes one, and a rename's former segment stays the project's own.
+        """
+        config = self.config
+        hubs = self.client.hubs()
+        for attempt in range(3):
+            record = MirrorRecord.load(self.s3, config.bucket, config.prefix)
+            record.claim({h.id: h.name for h in hubs}, self.client.transport.connection.client_id,
+                         config.allow_other_account)
+            held_hubs, held_projects = self._held_root_segments(record)
+            reserved: dict[str | None, set[str]] = {None: record.taken_segments("hub")}
+            reserved.update({h.id: record.taken_segments("project", h.id) for h in hubs})
+            refs = list_projects(self.client, config.project_filter, exclude_projects=config.exclude_projects,
+                                 hub_filter=config.hub_filter, exclude_hubs=config.exclude_hubs,
+                                 held_hubs=held_hubs, held_projects=held_projects, reserved=reserved, hubs=hubs)
+            for ref in refs:
+                record.assign("hub", ref.hub_id, ref.hub_segment, name=ref.hub_name)
+                record.assign("project", ref.project_id, ref.project_segment, name=ref.project_name,
+                              hub_id=ref.hub_id)
+            if config.dry_run:
+                break
+            try:
+                record.save()
+                break
+            except SegmentTaken:  # another process recorded a segment meanwhile: decide again
+                if attempt == 2:
+                    raise
+        return [replace(ref, former_segments=tuple(
+            (hub, project) for hub in [ref.hub_segment, *record.former_segments("hub", ref.hub_id)]
+            for project in [ref.project_segment, *record.former_segments("project", ref.project_id)]
+            if (hub, project) != (ref.hub_segment, ref.project_segment))) for ref in refs]
+
+    def _held_root_segments(self, record: MirrorRecord) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        """Hub and project segments held: as the record pins them; for a mirror made before the
+        record existed, as its manifests hold them (read once, then recorded)."""
+        hubs = record.held("hub")
         projects: dict[str, dict[str, str]] = {}
-        for manifest in self.manifests.load_all():
-            if len(manifest.root_segments) == 2:
-                hubs.setdefault(manifest.hub_id, manifest.root_segments[0])
-                projects.setdefault(manifest.hub_id, {})[manifest.project_id] = manifest.root_segments[1]
+        for project_id, entry in record.projects.items():
+            projects.setdefault(entry["hub_id"], {})[project_id] = entry["segment"]
+        if not record.exists:
+            for manifest in self.manifests.load_all():
+                if len(manifest.root_segments) == 2:
+                    hubs.setdefault(manifest.hub_id, manifest.root_segments[0])
+                    projects.setdefault(manifest.hub_id, {}).setdefault(manifest.project_id,
+                                                                        manifest.root_segments[1])
         return hubs, projects
 
     def keys_for(self, project: ProjectRef) -> ProjectKeys:
-        return ProjectKeys(self.config.prefix, project.hub_segment, project.project_segment)
+        return ProjectKeys(self.config.prefix, project.hub_segment, project.project_segment,
+                           project.former_segments)
 
     def retire_missing_projects(self, listed: list[ProjectRef]) -> list[ProjectResult]:
         """Apply the delete policy to mirrored projects Autodesk no longer lists.
@@ -191,6 +257,7 @@ class MirrorEngine:
                      for a in actions if a.kind is ActionKind.SKIP and a.previous is not None
                      and not a.previous.versions_kept and (a.remote.version.version_number or 1) > 1]
         if work:  # before the first write: a crash from here on is known to the next run
+            self._check_lease()
             manifest.interrupted_run = self.run_id
             self.manifests.save(manifest)
         retry_later = self._execute(project, keys, work, manifest, result, events)
@@ -211,6 +278,7 @@ class MirrorEngine:
         clean = not result.files_failed and not result.deletes_refused
         manifest.record_walk(listing, project, recheck, clean, self.config.selection)
         manifest.interrupted_run = None
+        self._check_lease()
         self.manifests.save(manifest)
         self._finish_pending_deletes(manifest, keys)
 
@@ -315,7 +383,7 @@ class MirrorEngine:
             kept = keeper.fetch_earlier(action.remote, previous, set())
             return Transferred(previous.size, previous.sha1 or "", reused=True), kept
         if action.kind is ActionKind.SERVER_COPY and previous is not None:
-            server_side_copy(self.s3, self.config.bucket, keys.check(previous.key), action.key, action.remote)
+            server_side_copy(self.s3, self.config.bucket, keys.check_own(previous.key), action.key, action.remote)
             progress.add_bytes(action.size)
             return Transferred(action.size, previous.sha1 or "", reused=True), {}
         log.debug("copy %s -> s3://%s/%s (%s)", action.remote.source_path, self.config.bucket,
@@ -328,7 +396,7 @@ class MirrorEngine:
             kept.update(keeper.set_tip_aside(action.remote, previous))  # type: ignore[arg-type]
         mirrored = None
         if previous is not None and not previous.deleted_at and previous.sha1:
-            mirrored = (keys.check(previous.key), previous.size, previous.sha1)
+            mirrored = (keys.check_own(previous.key), previous.size, previous.sha1)
         transferred = copy_version(self.client, self.s3, self.config.bucket, keys.check(action.key),
                                    action.remote, on_bytes=progress.add_bytes, mirrored=mirrored)
         if keep_all:
@@ -373,7 +441,7 @@ class MirrorEngine:
                 entry.deleted_at = now
             else:
                 for key in entry.held_keys() if policy is DeletePolicy.TRASH else ():
-                    self.s3.copy({"Bucket": self.config.bucket, "Key": keys.check(key)},
+                    self.s3.copy({"Bucket": self.config.bucket, "Key": keys.check_own(key)},
                                  self.config.bucket, keys.trash_key(key, now[:10]))
                 manifest.remove_item(item_id)
             log.info("%s %s: no longer in Autodesk", policy.value, entry.source_path)

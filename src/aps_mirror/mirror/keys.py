@@ -197,15 +197,28 @@ def version_segment(tip_segment: str, number: int | None) -> str:
 
 @dataclass(frozen=True)
 class ProjectKeys:
-    """One project's key root, `{prefix}/{hub}/{project}/`, and the keys derived in it."""
+    """One project's key root, `{prefix}/{hub}/{project}/`, and the keys derived in it.
+
+    Writes go to the root only (`check`); reads and removals may also touch the roots a
+    rename moved the project away from (`check_own`), whose objects it still owns.
+    """
 
     prefix: str
     hub_segment: str
     project_segment: str
+    former_segments: tuple[tuple[str, str], ...] = ()
 
     @property
     def root(self) -> str:
-        return "/".join([*prefix_segments(self.prefix), self.hub_segment, self.project_segment]) + "/"
+        return self._root(self.hub_segment, self.project_segment)
+
+    @property
+    def former_roots(self) -> tuple[str, ...]:
+        return tuple(self._root(hub, project) for hub, project in self.former_segments
+                     if self._root(hub, project) != self.root)
+
+    def _root(self, hub: str, project: str) -> str:
+        return "/".join([*prefix_segments(self.prefix), hub, project]) + "/"
 
     def file_key(self, folders: tuple[str, ...], name: str) -> str:
         return self.check(object_key(self.prefix, self.hub_segment, self.project_segment, folders, name))
@@ -224,24 +237,30 @@ class ProjectKeys:
 
     def trash_key(self, key: str, day: str) -> str:
         """Where the trash policy moves one of this project's objects."""
-        self.check(key)
+        self.check_own(key)
         return f"{meta_prefix(self.prefix)}/trash/{day}/{key}"
 
     def owns(self, key: str) -> bool:
-        return key.startswith(self.root) and "/../" not in key and "/./" not in key
+        """Whether `key` is one of this project's objects (in its root, or a former one)."""
+        return any(_below(key, root) for root in (self.root, *self.former_roots))
 
     def check(self, key: str) -> str:
-        """`key` itself when it lies in this project's root; else a KeySpaceViolation."""
-        if not self.owns(key):
+        """`key` itself when it lies in this project's root (where it may write); else a
+        KeySpaceViolation."""
+        if not _below(key, self.root):
             raise KeySpaceViolation(
-                f"refusing to touch s3 key {key!r}: it lies outside this project's root "
-                f"{self.root!r}. Nothing was written or deleted; report this as a bug.")
+                f"refusing to write s3 key {key!r}: it lies outside this project's root "
+                f"{self.root!r}. Nothing was written; report this as a bug.")
         return key
 
-    def check_trash(self, key: str) -> str:
-        """A trash key of this project's objects (trash/<day>/<one of its keys>)."""
-        head = f"{meta_prefix(self.prefix)}/trash/"
-        day, _, rest = key[len(head):].partition("/") if key.startswith(head) else ("", "", "")
-        if not (re.fullmatch(r"\d{4}-\d{2}-\d{2}", day) and self.owns(rest)):
-            raise KeySpaceViolation(f"refusing to touch s3 key {key!r}: not this project's trash.")
+    def check_own(self, key: str) -> str:
+        """`key` itself when it is one of this project's objects (to read or remove)."""
+        if not self.owns(key):
+            raise KeySpaceViolation(
+                f"refusing to touch s3 key {key!r}: it is not one of this project's objects "
+                f"(root {self.root!r}). Nothing was changed; report this as a bug.")
         return key
+
+
+def _below(key: str, root: str) -> bool:
+    return key.startswith(root) and not {".", ".."} & set(key[len(root):].split("/"))

@@ -95,10 +95,10 @@ class MirrorRecord:
             body = json.loads(answer["Body"].read())
             if body.get("format") != FORMAT_VERSION:
                 raise ValueError(f"format {body.get('format')!r}, expected {FORMAT_VERSION}")
-            hubs = {str(k): {"name": str(v["name"]), "segment": str(v["segment"])}
+            hubs = {str(k): _entry(v, {"name": str(v["name"]), "segment": str(v["segment"])})
                     for k, v in (body.get("hubs") or {}).items()}
-            projects = {str(k): {"hub_id": str(v["hub_id"]), "name": str(v["name"]),
-                                 "segment": str(v["segment"])}
+            projects = {str(k): _entry(v, {"hub_id": str(v["hub_id"]), "name": str(v["name"]),
+                                           "segment": str(v["segment"])})
                         for k, v in (body.get("projects") or {}).items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(
@@ -153,30 +153,42 @@ class MirrorRecord:
         entry = self._entries(kind).get(id_)
         return entry["segment"] if entry else None
 
+    def former_segments(self, kind: Kind, id_: str) -> list[str]:
+        """Segments a hub or project held before a rename moved it: still its own (its old
+        objects are removed from there), and never given to another."""
+        entry = self._entries(kind).get(id_)
+        return list(entry.get("former", [])) if entry else []
+
+    def held(self, kind: Kind, parent_id: str | None = None) -> dict[str, str]:
+        """Id -> recorded segment: every hub's, or the projects' of hub `parent_id`."""
+        return {id_: e["segment"] for id_, e in self._entries(kind).items()
+                if kind == "hub" or e["hub_id"] == parent_id}
+
     def taken_segments(self, kind: Kind, parent_id: str | None = None) -> set[str]:
-        """Segments already recorded: every hub's, or the projects' of hub `parent_id`."""
-        entries = self._entries(kind).values()
-        if kind == "project":
-            return {e["segment"] for e in entries if e["hub_id"] == parent_id}
-        return {e["segment"] for e in entries}
+        """Segments recorded, current and former: every hub's, or the projects' of hub `parent_id`."""
+        entries = [e for e in self._entries(kind).values() if kind == "hub" or e["hub_id"] == parent_id]
+        return {e["segment"] for e in entries} | {s for e in entries for s in e.get("former", [])}
 
-    def assign(self, kind: Kind, id_: str, wanted_segment: str, *, name: str,
-               hub_id: str | None = None) -> str:
-        """Record a segment for a hub or project and return the one it keeps.
+    def assign(self, kind: Kind, id_: str, segment: str, *, name: str, hub_id: str | None = None) -> str:
+        """Record the segment a hub or project holds now (the keys module's collision rule chose
+        it) and return it. A segment it held before goes to its `former` list.
 
-        A known id keeps its recorded segment (`wanted_segment` is ignored; a new name is noted).
-        A new id gets `wanted_segment`, unless another one of the same parent has it: SegmentTaken.
+        SegmentTaken when another id of the same parent holds or held `segment`.
         Projects need their `hub_id`. Takes effect on disk with `save()`.
         """
         if kind == "project" and not hub_id:
             raise ValueError("a project's segment is assigned under its hub: pass hub_id")
         entries = self._entries(kind)
         known = entries.get(id_)
-        segment = known["segment"] if known else wanted_segment
-        if known is None and segment in self.taken_segments(kind, hub_id):
+        others = [e for other, e in entries.items() if other != id_ and (kind == "hub" or e["hub_id"] == hub_id)]
+        if any(segment == e["segment"] or segment in e.get("former", []) for e in others):
             raise SegmentTaken(f"{self.where}: segment {segment!r} already belongs to another {kind}; "
                                "choose another one.", clashes=[(kind, id_)])
-        entry = {"name": name, "segment": segment} | ({"hub_id": hub_id} if kind == "project" else {})
+        former = list(known.get("former", [])) if known else []
+        if known and known["segment"] != segment and known["segment"] not in former:
+            former.append(known["segment"])
+        entry = {"name": name, "segment": segment} | ({"hub_id": hub_id} if kind == "project" else {}) \
+            | ({"former": [f for f in former if f != segment]} if former else {})
         if entry != known:
             entries[id_] = entry
             self._changed[(kind, id_)] = entry
@@ -231,19 +243,25 @@ class MirrorRecord:
         self._changed.clear()
         refused: list[tuple[Kind, str]] = []
         for (kind, id_), entry in changed.items():
+            theirs = self.segment_for(kind, id_)
+            if theirs is not None and theirs != entry["segment"] and theirs not in entry.get("former", []):
+                refused.append((kind, id_))  # the other writer moved it: decide again
+                log.info("%s: %s %s was given segment %r by another process meanwhile (not %r)",
+                         self.where, kind, id_, theirs, entry["segment"])
+                continue
             try:
-                kept = self.assign(kind, id_, entry["segment"], name=entry["name"],
-                                   hub_id=entry.get("hub_id"))
+                self.assign(kind, id_, entry["segment"], name=entry["name"], hub_id=entry.get("hub_id"))
             except SegmentTaken:
                 refused.append((kind, id_))
-                continue
-            if kept != entry["segment"]:
-                refused.append((kind, id_))
-                log.info("%s: %s %s was given segment %r by another process meanwhile (not %r)",
-                         self.where, kind, id_, kept, entry["segment"])
         return refused
 
     def _to_json(self) -> bytes:
         body = {"format": FORMAT_VERSION, "created_at": self.created_at, "client_id": self.client_id,
                 "hubs": dict(sorted(self.hubs.items())), "projects": dict(sorted(self.projects.items()))}
         return json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _entry(stored: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """A hub's or project's entry as read, with the segments a rename moved it from."""
+    former = [str(segment) for segment in stored.get("former") or []]
+    return fields | ({"former": former} if former else {})

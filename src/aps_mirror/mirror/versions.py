@@ -39,7 +39,7 @@ class VersionKeeper:
     def set_tip_aside(self, remote: RemoteFile, previous: ManifestEntry) -> dict[str, dict[str, Any]]:
         """Before a new tip overwrites it, copy the mirrored old tip aside inside S3 (no download)."""
         key = self.key_for(remote, previous.version_number)
-        self.s3.copy({"Bucket": self.bucket, "Key": self.keys.check(previous.key)}, self.bucket, key)
+        self.s3.copy({"Bucket": self.bucket, "Key": self.keys.check_own(previous.key)}, self.bucket, key)
         return {previous.version_id: {"kept_key": key}}
 
     def fetch_earlier(self, remote: RemoteFile, previous: ManifestEntry | None,

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Mapping, Protocol
 
 from aps_mirror.aps.client import ApsClient
-from aps_mirror.aps.models import Folder, Item, Version
+from aps_mirror.aps.models import Folder, Hub, Item, Version
 from aps_mirror.mirror.keys import assign_segments
 from aps_mirror.mirror.selection import is_selected, select_top_folders
 
@@ -29,17 +29,22 @@ class ProjectRef:
     project_segment: str
     root_folder_id: str | None = None
     hub_type: str | None = None  # the hub's extension type: decides the default top folders
+    # (hub segment, project segment) pairs the project held before a rename moved it: its old
+    # objects are removed from there, and nothing else is ever written there.
+    former_segments: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
         return f"{self.hub_name} / {self.project_name}"
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProjectRef:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        fields["former_segments"] = tuple(tuple(pair) for pair in fields.get("former_segments", ()))
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,8 @@ def list_projects(client: ApsClient, project_filter: tuple[str, ...] = (), *,
                   exclude_projects: tuple[str, ...] = (), hub_filter: tuple[str, ...] = (),
                   exclude_hubs: tuple[str, ...] = (), held_hubs: Mapping[str, str] | None = None,
                   held_projects: Mapping[str, Mapping[str, str]] | None = None,
-                  reserved: Mapping[str | None, set[str]] | None = None) -> list[ProjectRef]:
+                  reserved: Mapping[str | None, set[str]] | None = None,
+                  hubs: list[Hub] | None = None) -> list[ProjectRef]:
     """Every project the credentials can see in the selected hubs, that the filters select.
 
     Hubs are chosen by `hub_filter` / `exclude_hubs`, then projects by `project_filter` /
@@ -117,10 +123,10 @@ def list_projects(client: ApsClient, project_filter: tuple[str, ...] = (), *,
     Key segments follow the one collision rule (`keys.assign_segments`) over every hub and
     project, keeping what the mirror already holds (`held_hubs`; `held_projects` per hub id;
     `reserved` segments per hub id, None for the hub level), so a filter never changes a key
-    and a newcomer never takes an existing hub's or project's key.
+    and a newcomer never takes an existing hub's or project's key. `hubs`: as already listed.
     """
     reserved = reserved or {}
-    hubs = client.hubs()
+    hubs = client.hubs() if hubs is None else hubs
     hub_segments = assign_segments([(h.id, h.name) for h in hubs], held_hubs, reserved.get(None, ()))
     refs: list[ProjectRef] = []
     for hub in hubs:
