@@ -148,8 +148,14 @@ def test_catalog_follows_add_version_rename_move_delete_restore(simulator, aps, 
     assert [v["status"] for v in chain] == ["superseded", "current"]
     # History stays queryable: what each item was at the end of night 1.
     night1_end = max(r["finished_at"] for r in third["runs"] if r["run_id"] == "night-1")
+    night2_start = min(r["started_at"] for r in third["runs"] if r["run_id"] == "night-2")
+    assert night1_end < night2_start  # the times keep the runs' order, even within one second
     at_night1 = {v["item_id"]: v["version_number"] for v in third["versions"]
                  if v["copied_at"] <= night1_end and (v["superseded_at"] is None or v["superseded_at"] > night1_end)}
+    # Every item as night 1 left it (a move re-stamps copied_at, see the schema: not the moved one).
+    at_night1.pop(moved.item_id, None)
+    assert at_night1 == {r["item_id"]: r["version_number"] for r in first["files"]
+                         if r["status"] == "mirrored" and r["item_id"] != moved.item_id}
     assert at_night1[versioned.item_id] == versioned.tip.number
     assert at_night1[renamed.item_id] == renamed.tip.number
     assert len(third["runs"]) == 3 * len(projects)
