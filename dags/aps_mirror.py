@@ -65,9 +65,11 @@ API_POOL = "autodesk_api"
 )
 def aps_mirror() -> None:
     @task
-    def list_projects(params: dict[str, Any]) -> list[dict[str, str]]:
-        """The projects to mirror, as plain dicts (ids and names only)."""
-        refs = mirror_engine(params).list_projects()
+    def list_projects(params: dict[str, Any], run_id: str | None = None) -> list[dict[str, str]]:
+        """The projects to mirror, as plain dicts (ids, names and key segments)."""
+        engine = mirror_engine(params, run_id=run_id)  # the run id: the tasks' shared lease
+        with engine.locked(engine.config.lock_wait_seconds, break_lock=engine.config.break_lock):
+            refs = engine.list_projects()
         log.info("%d project(s) to mirror: %s", len(refs), ", ".join(r.label for r in refs))
         return [ref.to_dict() for ref in refs]
 
@@ -78,18 +80,22 @@ def aps_mirror() -> None:
 
         ref = ProjectRef.from_dict(project)
         get_current_context()["project_label"] = ref.label  # type: ignore[typeddict-unknown-key]
-        return mirror_engine(params, run_id=get_current_context()["run_id"]).sync_project(ref).to_dict()
+        engine = mirror_engine(params, run_id=get_current_context()["run_id"])
+        with engine.locked(engine.config.lock_wait_seconds):  # shared by this DAG run's tasks
+            return engine.sync_project(ref).to_dict()
 
     @task(retries=0)
     def retire_removed_projects(projects: list[dict[str, str]], results: Any,
                                 params: dict[str, Any]) -> list[dict[str, Any]]:
         """Projects mirrored before but gone from Autodesk get the delete policy (and its guards)."""
-        from aps_mirror.mirror.engine import ProjectRef
+        from aps_mirror.mirror.engine import ProjectRef, ProjectResult
 
-        # Runs only when every sync succeeded (default trigger rule): only a clean run proves
-        # that a project is gone rather than unreadable.
+        # Runs when every sync task succeeded (default trigger rule); the engine retires only
+        # when every project's result is clean too (the CLI's rule, in one place).
         engine = mirror_engine(params, run_id=get_current_context()["run_id"])
-        retired = engine.retire_missing_projects([ProjectRef.from_dict(p) for p in projects])
+        with engine.locked(engine.config.lock_wait_seconds):
+            retired = engine.retire_missing_projects([ProjectRef.from_dict(p) for p in projects],
+                                                     [ProjectResult.from_dict(r) if r else None for r in results[:]])
         return [r.to_dict() for r in retired]
 
     @task(outlets=list(CATALOG.values()), trigger_rule=TriggerRule.ALL_DONE)

@@ -73,6 +73,13 @@ def parse_workers(raw: Any, label: str) -> int:
     return value
 
 
+def parse_seconds(raw: Any, label: str) -> float:
+    value = _number(raw)
+    if value is None or not 0 <= value <= 86400:
+        raise _refuse(label, raw, "use a number of seconds from 0 to 86400")
+    return value
+
+
 def parse_days(raw: Any, label: str) -> float:
     value = _number(raw)
     if value is None or value < 0:
@@ -271,6 +278,11 @@ SYNC_OPTIONS: tuple[SyncOption, ...] = (
                metavar="{" + ",".join(VERSIONS) + "}"),
     SyncOption("allow_other_account", False, "Mirror into a prefix that already holds another account's "
                "mirror (both are kept there); without it such a run is refused.", parse_flag, {"type": "boolean"}),
+    SyncOption("lock_wait_seconds", 300.0, "One run at a time per prefix: wait this many seconds for another "
+               "run to finish before refusing.", parse_seconds, {"type": "number", "minimum": 0},
+               flag="--lock-wait", metavar="SECONDS"),
+    SyncOption("break_lock", False, "Take over the prefix's lock left by a run that died (check that it is "
+               "not running first: a live run would lose its lock).", parse_flag, {"type": "boolean"}),
 )
 
 

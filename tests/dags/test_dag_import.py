@@ -40,7 +40,7 @@ def test_params_and_their_defaults() -> None:
                       "exclude_extensions": [], "max_file_size_mb": None, "workers": 4,
                       "dry_run": False, "full_walk": False, "full_walk_days": 7,
                       "delete_policy": "keep", "max_delete": "10%", "versions": "tip",
-                      "allow_other_account": False,
+                      "allow_other_account": False, "lock_wait_seconds": 300.0, "break_lock": False,
                       "autodesk_conn_id": "autodesk_default", "aws_conn_id": "aws_default"}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
@@ -169,7 +171,14 @@ def test_project_added_and_removed(simulator, aps, s3, bucket):
     gone = sim.project_id("Harbor Bridge Retrofit")
     sim.delete_project(gone)
     aps_engine = MirrorEngine(aps, s3, MirrorConfig(bucket=bucket, prefix=PREFIX))
-    retired = aps_engine.retire_missing_projects(aps_engine.list_projects())
+    listed = aps_engine.list_projects()
+    results = [aps_engine.sync_project(p) for p in listed]
+    # The CLI's and the DAG's rule, in the engine: a run with any unclean project retires nothing.
+    unclean = [replace(results[0], errors=["could not list a folder"])] + results[1:]
+    assert aps_engine.retire_missing_projects(listed, unclean) == []
+    assert aps_engine.retire_missing_projects(listed, [None] + results[1:]) == []  # a sync that never finished
+    assert all(not e["deleted_at"] for e in mirrored(s3, bucket).values())
+    retired = aps_engine.retire_missing_projects(listed, results)
     (result,) = retired
     assert "Harbor Bridge Retrofit" in result.project and result.files_deleted == 13
     entries = mirrored(s3, bucket)

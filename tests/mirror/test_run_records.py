@@ -104,7 +104,10 @@ def test_a_project_gone_from_autodesk_is_recorded_with_its_deletes(simulator, ap
     engine = MirrorEngine(aps, s3, MirrorConfig(bucket=bucket, prefix=PREFIX, max_delete=DeleteLimit()),
                           catalog=sink, run_id="night-2")
     listed = engine.list_projects()
-    engine.retire_missing_projects(listed)
+    results = [engine.sync_project(p) for p in listed]
+    sink.runs.clear()
+    sink.events.clear()
+    engine.retire_missing_projects(listed, results)
     (run,) = sink.runs
     assert run.project_id == gone and run.run_id == "night-2" and run.status == "success"
     deleted = {e.item_id for e in sink.events if e.action == EventAction.DELETED}

@@ -42,7 +42,7 @@ def sync(aps, s3, bucket, **config) -> tuple[RunSummary, list]:
     engine = engine_for(aps, s3, bucket, **config)
     projects = engine.list_projects()
     results = [engine.sync_project(p) for p in projects]
-    retired = engine.retire_missing_projects(projects)
+    retired = engine.retire_missing_projects(projects, results)
     return RunSummary.combine(results + retired), results
 
 

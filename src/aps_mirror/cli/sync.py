@@ -38,21 +38,21 @@ def run(args: argparse.Namespace) -> int:
     with _progress_display(args) as bars:
         engine = MirrorEngine(client, s3, config, progress_listeners=[bars] if bars else (),
                               catalog=catalog, trigger="cli")
-        listing_calls = dict(client.transport.counter.snapshot())
-        projects = engine.list_projects()
-        listing_calls = _delta(client.transport.counter.snapshot(), listing_calls)
-        log.info("%d project(s) selected", len(projects))
-        results: list[ProjectResult] = []
-        for project in projects:
-            try:
-                results.append(engine.sync_project(project))
-            except Exception as exc:  # a failed project must not stop the others
-                log.error("project %s failed: %s", project.label, exc)
-                results.append(ProjectResult(project=project.label, hub_id=project.hub_id,
-                                             project_id=project.project_id, dry_run=config.dry_run,
-                                             listing_complete=False, errors=[str(exc)]))
-        if not any(r.errors for r in results):  # a failed run proves nothing about what is gone
-            results += engine.retire_missing_projects(projects)
+        with engine.locked(config.lock_wait_seconds, break_lock=config.break_lock):
+            listing_calls = dict(client.transport.counter.snapshot())
+            projects = engine.list_projects()
+            listing_calls = _delta(client.transport.counter.snapshot(), listing_calls)
+            log.info("%d project(s) selected", len(projects))
+            results: list[ProjectResult] = []
+            for project in projects:
+                try:
+                    results.append(engine.sync_project(project))
+                except Exception as exc:  # a failed project must not stop the others
+                    log.error("project %s failed: %s", project.label, exc)
+                    results.append(ProjectResult(project=project.label, hub_id=project.hub_id,
+                                                 project_id=project.project_id, dry_run=config.dry_run,
+                                                 listing_complete=False, errors=[str(exc)]))
+            results += engine.retire_missing_projects(projects, results)
     summary = RunSummary.combine(results, extra_api_calls=listing_calls)
     catalog_rows = _publish_catalog(catalog) if catalog is not None else None
     if args.json:

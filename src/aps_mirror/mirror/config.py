@@ -45,6 +45,10 @@ class MirrorConfig:
     max_file_size: int | None = None  # bytes
     # A prefix holds one account's mirror (`_aps_mirror/mirror.json`); True mirrors another beside it.
     allow_other_account: bool = False
+    # One run at a time per prefix: how long to wait for another run's lease before refusing,
+    # and whether to break a lease an operator knows is left by a dead run.
+    lock_wait_seconds: float = 300.0
+    break_lock: bool = False
 
     @property
     def selection(self) -> str:

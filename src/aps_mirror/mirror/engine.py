@@ -135,17 +135,25 @@ class MirrorEngine:
         return ProjectKeys(self.config.prefix, project.hub_segment, project.project_segment,
                            project.former_segments)
 
-    def retire_missing_projects(self, listed: list[ProjectRef]) -> list[ProjectResult]:
+    def retire_missing_projects(self, listed: list[ProjectRef],
+                                results: Iterable[ProjectResult | None]) -> list[ProjectResult]:
         """Apply the delete policy to mirrored projects Autodesk no longer lists.
 
-        Only projects of hubs that were listed, and that the hub and project filters select,
-        are retired: a hub missing altogether may be an unreachable region, not a deletion,
-        and what the filters leave out is neither copied nor deleted.
-        The same guards as for files apply (max_delete, dry run).
+        Only after a clean run (`results`: every listed project's, none with an error; rclone's
+        rule: after any error the listing may be wrong), only projects of hubs that were listed,
+        and that the hub and project filters select: a hub missing altogether may be an
+        unreachable region, not a deletion, and what the filters leave out is neither copied
+        nor deleted. The same guards as for files apply (max_delete, dry run).
         """
+        results = list(results)
+        unclean = len(listed) - sum(1 for r in results if r is not None and not r.errors and not r.files_failed)
+        if unclean:
+            log.warning("not retiring projects gone from Autodesk: %d of %d project sync(s) did not "
+                        "finish cleanly this run", unclean, len(listed))
+            return []
         listed_ids = {p.project_id for p in listed}
         hub_names = {p.hub_id: p.hub_name for p in listed}
-        results = []
+        retired = []
         for manifest in self.manifests.load_all():
             if (manifest.project_id in listed_ids or manifest.hub_id not in hub_names
                     or not self.config.selects_project(hub_names[manifest.hub_id], manifest.hub_id,
@@ -171,8 +179,8 @@ class MirrorEngine:
                 self._finish_pending_deletes(manifest, self.keys_for(ref))
             if self.catalog is not None and not self.config.dry_run:
                 self._record_run(ref, result, events.rows, started, 0, None)
-            results.append(result)
-        return results
+            retired.append(result)
+        return retired
 
     def sync_project(self, project: ProjectRef) -> ProjectResult:
         """Mirror one project; the manifest records exactly what succeeded.
