@@ -7,7 +7,7 @@ engine.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 
@@ -46,8 +46,33 @@ class CatalogEvent:
         return asdict(self)
 
 
+@dataclass(kw_only=True)
+class FileCounts:
+    """What a project's sync did to its files and folders: the counters that add up over
+    projects, shared by the engine's results and the catalog's `runs` table."""
+
+    files_listed: int = 0
+    files_copied: int = 0
+    files_renamed: int = 0
+    files_skipped: int = 0
+    files_failed: int = 0
+    files_unavailable: int = 0
+    files_deleted: int = 0  # marked deleted (keep), trashed or removed, by the delete policy
+    files_excluded: int = 0  # listed but not selected by the file filters
+    bytes_copied: int = 0
+    folders_listed: int = 0
+    folders_pruned: int = 0
+
+    @classmethod
+    def counter_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(FileCounts))
+
+    def counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.counter_names()}
+
+
 @dataclass
-class ProjectRun:
+class ProjectRun(FileCounts):
     """One project's part of one run (a row of the `runs` table)."""
 
     run_id: str
@@ -61,17 +86,6 @@ class ProjectRun:
     trigger: str = "cli"  # cli | airflow
     full_walk: bool = False
     listing_complete: bool = True
-    files_listed: int = 0
-    files_copied: int = 0
-    files_renamed: int = 0
-    files_skipped: int = 0
-    files_failed: int = 0
-    files_unavailable: int = 0
-    files_deleted: int = 0
-    files_excluded: int = 0
-    bytes_copied: int = 0
-    folders_listed: int = 0
-    folders_pruned: int = 0
     api_calls: int = 0
     api_calls_throttled: int = 0  # answered 429
     errors: list[str] = field(default_factory=list)

@@ -26,7 +26,7 @@ from aps_mirror.mirror.manifest import Manifest, ManifestStore, now_iso
 from aps_mirror.mirror.mirror_record import MirrorRecord, SegmentTaken
 from aps_mirror.mirror.plan import Action, ActionKind, DeletePolicy, plan
 from aps_mirror.mirror.progress import Progress, ProgressListener, human_bytes
-from aps_mirror.mirror.results import SUMMED, Counts, ProjectResult, RunSummary
+from aps_mirror.mirror.results import Counts, ProjectResult, RunSummary
 from aps_mirror.mirror.transfer import NotDownloadable, Transferred, copy_version, server_side_copy
 from aps_mirror.mirror.versions import VersionKeeper
 from aps_mirror.mirror.walk import Listing, ProjectRef, list_projects, walk_project
@@ -307,7 +307,7 @@ class MirrorEngine:
             full_walk=result.full_walk, listing_complete=result.listing_complete,
             api_calls=sum(result.api_calls.values()), api_calls_throttled=throttled,
             errors=errors, deletes_refused=result.deletes_refused,
-            **{name: getattr(result, name) for name in SUMMED},
+            **result.counters(),
         )
         try:
             self.catalog.record_project_run(run, events)  # type: ignore[union-attr]

@@ -9,24 +9,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
 
+from aps_mirror.catalog.records import FileCounts
 from aps_mirror.mirror.progress import human_bytes
 
 
 @dataclass(kw_only=True)
-class Counts:
+class Counts(FileCounts):
     """What a sync did, file by file; adds up over projects."""
 
-    files_listed: int = 0
-    files_copied: int = 0
-    files_renamed: int = 0
-    files_skipped: int = 0
-    files_failed: int = 0
-    files_unavailable: int = 0
-    files_deleted: int = 0  # marked deleted (keep), trashed or removed, by the delete policy
-    files_excluded: int = 0  # listed but not selected by the file filters
-    bytes_copied: int = 0
-    folders_listed: int = 0
-    folders_pruned: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -36,9 +26,6 @@ class Counts:
         return asdict(self)
 
 
-SUMMED = ("files_listed", "files_copied", "files_renamed", "files_skipped", "files_failed",
-           "files_unavailable", "files_deleted", "files_excluded", "bytes_copied", "folders_listed",
-           "folders_pruned")
 
 
 @dataclass(kw_only=True)
@@ -73,7 +60,7 @@ class RunSummary(Counts):
         for result in results:
             summary.projects += 1
             summary.projects_failed += bool(result.errors or result.files_failed)
-            for name in SUMMED:
+            for name in FileCounts.counter_names():
                 setattr(summary, name, getattr(summary, name) + getattr(result, name))
             calls.update(result.api_calls)
             summary.errors += [f"{result.project}: {e}" for e in result.errors]
