@@ -10,14 +10,28 @@ from typing import Any
 
 from aps_mirror.cli.common import ExitCode, open_bucket
 from aps_mirror.connection import DEFAULT_AWS_CONN_ID
+from aps_mirror.options import SYNC_OPTIONS
+
+# `aps-mirror sync`'s own declarations of --bucket and --prefix: one rule for every command.
+_LOCATION = {option.name: option for option in SYNC_OPTIONS if option.name in ("bucket", "prefix")}
 
 
 def add_location_options(parser: argparse.ArgumentParser) -> None:
-    """Where the mirror is: the same flags and defaults as `aps-mirror sync`."""
+    """Where the mirror is: the same flags, defaults and rules as `aps-mirror sync`; read them
+    with `mirror_location`."""
     parser.add_argument("--aws-conn-id", default=DEFAULT_AWS_CONN_ID,
                         help="AWS connection id (default: %(default)s)")
-    parser.add_argument("--bucket", required=True, help="S3 bucket of the mirror")
-    parser.add_argument("--prefix", default="autodesk", help="key prefix of the mirror (default: %(default)s)")
+    for option in _LOCATION.values():
+        default = f" (default: {option.default})" if option.default is not None else ""
+        parser.add_argument(option.cli_flag, dest=option.name, default=None, required=option.required,
+                            help=option.help + default)
+
+
+def mirror_location(args: argparse.Namespace) -> tuple[str, str]:
+    """(bucket, prefix) checked by sync's parsers before any connection is looked up: a bad
+    value is a one-line ConfigError (exit 2), never a listing of the wrong keys."""
+    values = vars(args)
+    return _LOCATION["bucket"].value(values, cli=True), _LOCATION["prefix"].value(values, cli=True)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +58,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run_publish(args: argparse.Namespace) -> int:
     from aps_mirror.catalog.writer import CatalogWriter  # pyarrow loads only when needed
 
-    s3 = open_bucket(args.aws_conn_id, args.bucket)
-    writer = CatalogWriter(s3, args.bucket, args.prefix)
+    bucket, prefix = mirror_location(args)
+    writer = CatalogWriter(open_bucket(args.aws_conn_id, bucket), bucket, prefix)
     counts = writer.publish_snapshot()
     folded = writer.last_fold
     if args.json:
@@ -54,21 +68,21 @@ def run_publish(args: argparse.Namespace) -> int:
     else:
         print(f"catalog: {folded.summary()}")
         print("catalog published: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
-    _warn_unreadable(folded, args.bucket)
+    _warn_unreadable(folded, bucket)
     return ExitCode.OK
 
 
 def run_fold(args: argparse.Namespace) -> int:
     from aps_mirror.catalog.writer import CatalogWriter
 
-    s3 = open_bucket(args.aws_conn_id, args.bucket)
-    folded = CatalogWriter(s3, args.bucket, args.prefix).fold_staged()
+    bucket, prefix = mirror_location(args)
+    folded = CatalogWriter(open_bucket(args.aws_conn_id, bucket), bucket, prefix).fold_staged()
     if args.json:
         json.dump(folded.to_dict(), sys.stdout)
         sys.stdout.write("\n")
     else:
         print(f"catalog: {folded.summary()}")
-    _warn_unreadable(folded, args.bucket)
+    _warn_unreadable(folded, bucket)
     return ExitCode.OK
 
 
@@ -81,8 +95,8 @@ def _warn_unreadable(folded: Any, bucket: str) -> None:
 def run_download(args: argparse.Namespace) -> int:
     from aps_mirror.catalog.reader import download_catalog
 
-    s3 = open_bucket(args.aws_conn_id, args.bucket)
-    folder = download_catalog(s3, args.bucket, args.prefix, args.to)
+    bucket, prefix = mirror_location(args)
+    folder = download_catalog(open_bucket(args.aws_conn_id, bucket), bucket, prefix, args.to)
     print(f"catalog copied to {folder}; e.g. duckdb -c \"SELECT count(*) FROM "
           f"read_parquet('{folder}/files/*/*.parquet', hive_partitioning = true)\"")
     return ExitCode.OK

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from aps_mirror.cli.catalog import add_location_options, open_bucket
+from aps_mirror.cli.catalog import add_location_options, mirror_location, open_bucket
 from aps_mirror.cli.common import ExitCode
 
 STATUS_STYLE = {"ok": "green", "stale": "yellow", "failing": "bold red", "never": "dim"}
@@ -26,11 +26,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from aps_mirror.catalog.report import build_report  # DuckDB and pyarrow load only here
 
-    s3 = open_bucket(args.aws_conn_id, args.bucket)
-    report = build_report(s3, args.bucket, args.prefix, stale_after_hours=args.stale_after_hours,
-                          days=args.days)
+    bucket, prefix = mirror_location(args)
+    report = build_report(open_bucket(args.aws_conn_id, bucket), bucket, prefix,
+                          stale_after_hours=args.stale_after_hours, days=args.days)
     if not report.projects:
-        print(f"aps-mirror: the catalog of s3://{args.bucket}/{args.prefix} is empty: run "
+        print(f"aps-mirror: the catalog of s3://{bucket}/{prefix} is empty: run "
               "`aps-mirror sync` (or `aps-mirror catalog publish` after a sync)", file=sys.stderr)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=False)

@@ -5,21 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from aps_mirror.cli.catalog import add_location_options, mirror_location
 from aps_mirror.cli.common import ExitCode, s3_client
-from aps_mirror.connection import DEFAULT_AWS_CONN_ID
 from aps_mirror.mirror.manifest import META_DIR
 from aps_mirror.mirror.progress import human_bytes
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--aws-conn-id", default=DEFAULT_AWS_CONN_ID)
-    parser.add_argument("--bucket", required=True)
-    parser.add_argument("--prefix", default="autodesk")
+    add_location_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(render_tree(s3_client(args.aws_conn_id), args.bucket, args.prefix))
+    bucket, prefix = mirror_location(args)
+    print(render_tree(s3_client(args.aws_conn_id), bucket, prefix))
     return ExitCode.OK
 
 
