@@ -242,3 +242,38 @@ def test_server_clock_follows_s3_not_a_skewed_local_clock(s3, bucket):
     assert abs(clock.now() - datetime.now(timezone.utc)) < timedelta(seconds=1.1)
     expires = datetime.fromisoformat(stored(s3, bucket)["expires_at"])
     assert abs(expires - datetime.now(timezone.utc) - timedelta(seconds=600)) < timedelta(seconds=2)
+
+
+def _hold_and_die(endpoint: str, bucket: str, ready) -> None:
+    """In a child process: take the lease, say so, then die without releasing it."""
+    import os
+    import signal
+
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    lease_for(s3, bucket, "killed-run").acquire()
+    ready.set()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_lease_left_by_a_killed_process_of_this_host_is_not_waited_out(s3, s3_endpoint, bucket):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    child = context.Process(target=_hold_and_die, args=(s3_endpoint, bucket, ready))
+    child.start()
+    child.join(timeout=60)
+    assert ready.is_set() and child.exitcode < 0
+    assert stored(s3, bucket)["holder"] == "killed-run" and stored(s3, bucket)["state"] == "held"
+    started = time.monotonic()
+    lease_for(s3, bucket, "next-run").acquire(wait_seconds=0)  # no wait for the 10-minute ttl
+    assert stored(s3, bucket)["holder"] == "next-run" and time.monotonic() - started < 30
+
+
+def test_a_live_process_of_this_host_keeps_its_lease(s3, bucket):
+    lease_for(s3, bucket, "live-run").acquire()  # this very process: alive
+    with pytest.raises(MirrorLocked, match="live-run"):
+        lease_for(s3, bucket, "other-run").acquire(wait_seconds=0)

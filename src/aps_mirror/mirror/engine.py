@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.catalog.records import CatalogEvent, CatalogSink, EventAction, ProjectRun
+from aps_mirror.errors import s3_write
 from aps_mirror.mirror.config import MirrorConfig
 from aps_mirror.mirror.events import DELETE_REASONS, ProjectEvents, event_action
 from aps_mirror.mirror.keys import VERSIONS_DIR, KeySpaceViolation, ProjectKeys
@@ -75,6 +76,16 @@ class MirrorEngine:
             finally:
                 self.lease = None
 
+    @contextmanager
+    def _leased(self) -> Iterator[None]:
+        """Every writing entry point runs under the prefix's lease: the one `locked()` holds, or
+        one taken for the call, so no caller can write beside another run."""
+        if self.lease is not None or self.config.dry_run:
+            yield
+            return
+        with self.locked(self.config.lock_wait_seconds):
+            yield
+
     def _check_lease(self) -> None:
         """Before a commit: a run that lost its lease must not write over the next holder's."""
         if self.lease is not None:
@@ -87,6 +98,10 @@ class MirrorEngine:
         ConfigError, unless `allow_other_account`); it pins every hub's and project's segment,
         so a newcomer never takes one, and a rename's former segment stays the project's own.
         """
+        with self._leased():
+            return self._list_projects()
+
+    def _list_projects(self) -> list[ProjectRef]:
         config = self.config
         hubs = self.client.hubs()
         for attempt in range(3):
@@ -145,7 +160,10 @@ class MirrorEngine:
         unreachable region, not a deletion, and what the filters leave out is neither copied
         nor deleted. The same guards as for files apply (max_delete, dry run).
         """
-        results = list(results)
+        with self._leased():
+            return self._retire_missing_projects(listed, list(results))
+
+    def _retire_missing_projects(self, listed: list[ProjectRef], results: list[ProjectResult | None]) -> list[ProjectResult]:
         unclean = len(listed) - sum(1 for r in results if r is not None and not r.errors and not r.files_failed)
         if unclean:
             log.warning("not retiring projects gone from Autodesk: %d of %d project sync(s) did not "
@@ -196,7 +214,8 @@ class MirrorEngine:
         events = ProjectEvents(self.run_id, project)
         failure: Exception | None = None
         try:
-            self._sync(project, result, events)
+            with self._leased():
+                self._sync(project, result, events)
         except Exception as exc:
             failure = exc
             raise
@@ -471,7 +490,9 @@ class MirrorEngine:
                           "not deleting it (the entry is dropped)", manifest.project_name,
                           self.config.bucket, key, keys.root)
                 continue
-            self.s3.delete_object(Bucket=self.config.bucket, Key=key)
+            # Refused: the project fails here; the committed manifest still journals the key.
+            with s3_write(self.config.bucket, key, prefix=self.config.prefix, action="delete"):
+                self.s3.delete_object(Bucket=self.config.bucket, Key=key)
             log.debug("removed s3://%s/%s", self.config.bucket, key)
         manifest.pending_deletes = []
         self.manifests.save(manifest)

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
-from aps_mirror.errors import ApsMirrorError, ConfigError
+from aps_mirror.errors import ApsMirrorError, ConfigError, s3_write
 from aps_mirror.mirror.keys import meta_prefix
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,27 @@ def clock_for(s3: Any) -> ServerClock:
     endpoint = getattr(getattr(s3, "meta", None), "endpoint_url", None) or ""
     with _clocks_lock:
         return _clocks.setdefault(endpoint, ServerClock())
+
+
+def _all_dead_here(lease: LeaseState) -> bool:
+    """Whether every session of a lease is a process of this host that no longer exists (a run
+    killed here: its lease need not be waited out). PIDs are reused only after the kernel has
+    cycled through its whole range, far slower than a lease's ttl."""
+    sessions = list(lease.sessions.values())
+    if not sessions or any(s.get("host") != socket.gethostname() or not str(s.get("pid", "")).isdigit()
+                           for s in sessions):
+        return False
+    for session in sessions:
+        try:
+            os.kill(int(session["pid"]), 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+    log.info("the lease of run %s is held only by processes of this host that are gone (%s)",
+             lease.holder, ", ".join(s["pid"] for s in sessions))
+    return True
 
 
 def describe(command: str) -> str:
@@ -323,12 +344,13 @@ class MirrorLease:
         return current is not None and current.state == HELD and current.holder == self.holder
 
     def _my_session(self, now: datetime) -> dict[str, str]:
-        return {"description": self.description, "expires_at": _iso(now + timedelta(seconds=self.ttl))}
+        return {"description": self.description, "expires_at": _iso(now + timedelta(seconds=self.ttl)),
+                "host": socket.gethostname(), "pid": str(os.getpid())}
 
     def _take_or_join(self, current: LeaseState | None, now: datetime) -> LeaseState | None:
         if self._ours(current):  # re-entrant: our run holds it (maybe through another process)
             return current.with_sessions({**current.sessions, self.session: self._my_session(now)}, now)
-        if current is not None and current.live_at(now):
+        if current is not None and current.live_at(now) and not _all_dead_here(current):
             return None  # another run's live lease: wait or refuse
         stamp = _iso(now)
         fresh = LeaseState(holder=self.holder, description=self.description, state=HELD,
@@ -387,8 +409,9 @@ class MirrorLease:
                 return current
             condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
             try:
-                self._call(self.s3.put_object, Bucket=self.bucket, Key=self.key, Body=wanted.to_json(),
-                           ContentType="application/json", **condition)
+                with s3_write(self.bucket, self.key):  # the run's first write: read-only keys stop here
+                    self._call(self.s3.put_object, Bucket=self.bucket, Key=self.key, Body=wanted.to_json(),
+                               ContentType="application/json", **condition)
                 return wanted
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in CONFLICT_CODES:
