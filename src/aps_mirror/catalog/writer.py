@@ -37,7 +37,7 @@ from aps_mirror.catalog.records import CatalogEvent, ProjectRun
 from aps_mirror.catalog.schema import (EVENTS, HUB_PARTITION, PROJECTS, RUN_DATE_PARTITION, RUNS,
                                        SNAPSHOT_TABLES, TABLES, schema_document)
 from aps_mirror.catalog.snapshot import Row, build_snapshot, id_columns
-from aps_mirror.errors import ConfigError
+from aps_mirror.errors import ConfigError, s3_write
 from aps_mirror.mirror.manifest import Manifest, ManifestStore
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,8 @@ class CatalogWriter:
         self._put(schema_key(self.prefix), body, "application/json")
 
     def _put(self, key: str, body: bytes, content_type: str = "application/vnd.apache.parquet") -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        with s3_write(self.bucket, key, prefix=self.prefix):
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
     def _get(self, key: str) -> bytes:
         return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()

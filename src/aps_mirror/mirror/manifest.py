@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from aps_mirror.aps.models import Version
 from aps_mirror.aps.parsing import parse_timestamp
-from aps_mirror.errors import ApsMirrorError, ConfigError
+from aps_mirror.errors import ApsMirrorError, ConfigError, s3_write
 from aps_mirror.mirror.keys import META_DIR, meta_prefix, safe_segment
 from aps_mirror.mirror.walk import Listing, ProjectRef, RemoteFile
 
@@ -370,8 +370,10 @@ class ManifestStore:
         key = self.key_for(manifest.hub_id, manifest.project_id)
         condition = {"IfMatch": manifest.etag} if manifest.etag else {"IfNoneMatch": "*"}
         try:
-            answer = self.s3.put_object(Bucket=self.bucket, Key=key, Body=manifest.to_json(),
-                                        ContentType="application/json", **condition)
+            # Saved before the run's first object write: read-only credentials stop here.
+            with s3_write(self.bucket, key, prefix=self.prefix):
+                answer = self.s3.put_object(Bucket=self.bucket, Key=key, Body=manifest.to_json(),
+                                            ContentType="application/json", **condition)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise ManifestConflict(

@@ -24,7 +24,7 @@ import requests
 
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.retry import RETRYABLE_STATUSES
-from aps_mirror.errors import ApiError, TransferError
+from aps_mirror.errors import ApiError, TransferError, s3_write
 from aps_mirror.mirror.walk import RemoteFile
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ RANGED_THRESHOLD = 64 * 1024 * 1024  # from here on, parallel ranges beat one GE
 PARTS_IN_FLIGHT = 4  # ranges fetched at once per file; memory is PARTS_IN_FLIGHT x part size
 PART_ATTEMPTS = 4  # tries per byte range before the whole file counts as failed
 MAX_PARTS = 10_000  # S3's limit per multipart upload
+TIB = 1024 ** 4
+MAX_OBJECT_SIZE = 5 * TIB  # S3's largest object: a bigger file cannot be mirrored at all
 
 # Part failures worth another try: an expired or refused signed URL (403, signed again) and
 # the transient statuses the transport already retried on its own.
@@ -87,12 +89,14 @@ def copy_version(client: ApsClient, s3: Any, bucket: str, key: str, remote: Remo
     at or above `ranged_threshold` are fetched as `parts_in_flight` parallel byte ranges of
     `part_size`; `on_bytes` may then be called from several threads.
     """
+    _refuse_oversize(remote, remote.version.storage_size)  # before any request: costs nothing each night
     plan = _Plan(ranged_threshold, part_size, max(1, parts_in_flight))
     last_error: Exception | None = None
     for attempt in range(1, ATTEMPTS + 1):
         reported = _Tally(on_bytes)
         try:
-            return _copy_once(client, s3, bucket, key, remote, reported, mirrored, plan)
+            with s3_write(bucket, key):
+                return _copy_once(client, s3, bucket, key, remote, reported, mirrored, plan)
         except (TransferError, requests.RequestException, ApiError) as exc:
             reported.take_back()  # the progress counted bytes that will be sent again, or never
             if isinstance(exc, ApiError) and exc.status in (400, 401, 404):
@@ -108,6 +112,7 @@ def _copy_once(client: ApsClient, s3: Any, bucket: str, key: str, remote: Remote
                plan: _Plan) -> Transferred:
     signed = client.signed_download(remote.version)
     expected_size = signed.size if signed.size is not None else remote.version.storage_size
+    _refuse_oversize(remote, expected_size)  # the size signed may differ from the one listed
     if mirrored is not None and signed.sha1 and mirrored[2] == signed.sha1.lower() \
             and mirrored[1] == expected_size:
         server_side_copy(s3, bucket, mirrored[0], key, remote)
@@ -237,7 +242,7 @@ class _RangedCopy:
         size = 0
         entries: list[dict[str, Any]] = []
         spans = enumerate(_byte_ranges(self.size, self.part_size), start=1)
-        with ThreadPoolExecutor(max_workers=self.parts_in_flight, thread_name_prefix="aps-part") as pool:
+        with ContextThreadPool(max_workers=self.parts_in_flight, thread_name_prefix="aps-part") as pool:
             window: deque[Future[_Part]] = deque(
                 pool.submit(self._run_part, number, start, end)
                 for number, (start, end) in islice(spans, self.parts_in_flight))
@@ -362,6 +367,12 @@ def _byte_ranges(size: int, part_size: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + part_size, size) - 1
 
 
+def _refuse_oversize(remote: RemoteFile, size: int | None) -> None:
+    if size is not None and size > MAX_OBJECT_SIZE:
+        raise NotDownloadable(f"this version is {size / TIB:.1f} TiB ({size} bytes), over S3's 5 TiB "
+                              "object limit; it cannot be mirrored")
+
+
 def _part_size_for(size: int, part_size: int) -> int:
     """`part_size`, grown in whole MiB if the file would need more than S3's 10,000 parts."""
     least = -(-size // MAX_PARTS)
@@ -416,5 +427,6 @@ def _abort_quietly(s3: Any, bucket: str, key: str, upload_id: str) -> None:
 
 def server_side_copy(s3: Any, bucket: str, source_key: str, key: str, remote: RemoteFile) -> None:
     """Copy an object already in the mirror to a new key (rename/move: no download)."""
-    s3.copy({"Bucket": bucket, "Key": source_key}, bucket, key,
-            ExtraArgs={"Metadata": object_metadata(remote), "MetadataDirective": "REPLACE"})
+    with s3_write(bucket, key):
+        s3.copy({"Bucket": bucket, "Key": source_key}, bucket, key,
+                ExtraArgs={"Metadata": object_metadata(remote), "MetadataDirective": "REPLACE"})
