@@ -242,7 +242,7 @@ class _RangedCopy:
         size = 0
         entries: list[dict[str, Any]] = []
         spans = enumerate(_byte_ranges(self.size, self.part_size), start=1)
-        with ContextThreadPool(max_workers=self.parts_in_flight, thread_name_prefix="aps-part") as pool:
+        with ThreadPoolExecutor(max_workers=self.parts_in_flight, thread_name_prefix="aps-part") as pool:
             window: deque[Future[_Part]] = deque(
                 pool.submit(self._run_part, number, start, end)
                 for number, (start, end) in islice(spans, self.parts_in_flight))
