@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                                                  listing_complete=False, errors=[str(exc)]))
             results += engine.retire_missing_projects(projects, results)
     summary = RunSummary.combine(results, extra_api_calls=listing_calls)
-    catalog_rows = _publish_catalog(catalog) if catalog is not None else None
+    catalog_rows = _publish_catalog(catalog, summary) if catalog is not None else None
     if args.json:
         json.dump({**summary.to_dict(), "catalog": catalog_rows}, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -66,13 +66,15 @@ def run(args: argparse.Namespace) -> int:
     return ExitCode.FAILED if summary.errors or summary.files_failed else ExitCode.OK
 
 
-def _publish_catalog(catalog: CatalogWriter) -> dict[str, int] | None:
-    """Fold this run into the catalog and rebuild its snapshot; the mirror is done either way."""
+def _publish_catalog(catalog: CatalogWriter, summary: RunSummary) -> dict[str, int] | None:
+    """Fold this run into the catalog and rebuild its snapshot; the mirror's outcome stands either way."""
     try:
         rows = catalog.publish_snapshot()
     except Exception as exc:
-        log.warning("the mirror is complete, but the catalog could not be published (%s); "
-                    "run `aps-mirror catalog publish` to retry", exc)
+        mirror = (f"{summary.projects_failed} of {summary.projects} project(s) failed (see above)"
+                  if summary.projects_failed else "the mirror is complete")
+        log.warning("%s, and the catalog could not be published (%s); run `aps-mirror catalog "
+                    "publish` to retry", mirror, exc)
         return None
     log.info("catalog published: %s", ", ".join(f"{n} {table}" for table, n in rows.items()))
     return rows
