@@ -261,6 +261,9 @@ SYNC_OPTIONS: tuple[SyncOption, ...] = (
                param="max_file_size_mb", parse_param=parse_size_mib),
     SyncOption("workers", 4, f"Parallel transfers per project (1 to {MAX_WORKERS}).", parse_workers,
                {"type": "integer", "minimum": 1, "maximum": MAX_WORKERS}, metavar="N"),
+    SyncOption("project_workers", 4, f"Projects synced at once (1 to {MAX_WORKERS}); in the DAG, within "
+               "each batch.", parse_workers, {"type": "integer", "minimum": 1, "maximum": MAX_WORKERS},
+               metavar="N"),
     SyncOption("dry_run", False, "Plan only: list what would be copied or deleted, write nothing.",
                parse_flag, {"type": "boolean"}),
     SyncOption("full_walk", False, "List every folder this run, whatever the rollups say (catches what "

@@ -37,7 +37,7 @@ def test_params_and_their_defaults() -> None:
     params = {key: load_dag().params.get_param(key).value for key in load_dag().params}
     assert params == {"bucket": "aps-mirror", "prefix": "autodesk", "hub_filter": [], "exclude_hubs": [],
                       "project_filter": [], "exclude_projects": [], "top_folders": [], "extensions": [],
-                      "exclude_extensions": [], "max_file_size_mb": None, "workers": 4,
+                      "exclude_extensions": [], "max_file_size_mb": None, "workers": 4, "project_workers": 4,
                       "dry_run": False, "full_walk": False, "full_walk_days": 7,
                       "delete_policy": "keep", "max_delete": "10%", "versions": "tip",
                       "allow_other_account": False, "lock_wait_seconds": 300.0, "break_lock": False,

@@ -40,7 +40,7 @@ def mirror_engine(params: Mapping[str, Any], run_id: str | None = None) -> Mirro
 
     config = mirror_config(params)
     aps = AutodeskHook(params["autodesk_conn_id"]).get_conn()
-    s3 = mirror_s3(params, workers=config.workers)
+    s3 = mirror_s3(params, workers=config.transfers)
     catalog = CatalogWriter(s3, config.bucket, config.prefix) if run_id and not config.dry_run else None
     return MirrorEngine(aps, s3, config, catalog=catalog, run_id=run_id, trigger="airflow")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections import Counter
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -28,21 +30,17 @@ USER_AGENT = "aps-mirror/0.1 (+https://github.com/aps-mirror/aps-mirror)"
 POOL_SIZE = 32  # connections kept per host
 
 
-class CallCounter:
-    """Requests sent per endpoint class (every attempt, retries and token calls included)."""
+class CallTally:
+    """Requests counted within one scope (say, one project's sync), whatever thread sent them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
 
-    def sent(self, endpoint: str) -> None:
+    def add(self, counts: Counter[str], endpoint: str) -> None:
         with self._lock:
-            self.calls[endpoint] += 1
-
-    def was_throttled(self, endpoint: str) -> None:
-        with self._lock:
-            self.throttled[endpoint] += 1
+            counts[endpoint] += 1
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -52,6 +50,35 @@ class CallCounter:
         """Requests answered 429, per endpoint class."""
         with self._lock:
             return dict(sorted(self.throttled.items()))
+
+
+# The tallies open in this context: a request counts in each (run, project, ...). Worker
+# threads see them when started through aps_mirror.threads.ContextThreadPool.
+_open_tallies: contextvars.ContextVar[tuple[CallTally, ...]] = contextvars.ContextVar("aps_call_tallies", default=())
+
+
+class CallCounter(CallTally):
+    """Requests sent per endpoint class (every attempt, retries and token calls included), in
+    all, and in each scope opened with `tally()`."""
+
+    def sent(self, endpoint: str) -> None:
+        for tally in (self, *_open_tallies.get()):
+            tally.add(tally.calls, endpoint)
+
+    def was_throttled(self, endpoint: str) -> None:
+        for tally in (self, *_open_tallies.get()):
+            tally.add(tally.throttled, endpoint)
+
+    @staticmethod
+    @contextmanager
+    def tally() -> Iterator[CallTally]:
+        """Count the requests this context (and the threads it starts) sends while open."""
+        scope = CallTally()
+        token = _open_tallies.set((*_open_tallies.get(), scope))
+        try:
+            yield scope
+        finally:
+            _open_tallies.reset(token)
 
 
 class ApsTransport:

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 from aps_mirror.catalog.writer import CatalogWriter
 from aps_mirror.cli.common import ExitCode, aps_client, open_bucket
 from aps_mirror.connection import DEFAULT_AWS_CONN_ID, DEFAULT_CONN_ID
-from aps_mirror.mirror.engine import MirrorEngine, ProjectResult, RunSummary
+from aps_mirror.mirror.engine import MirrorEngine, RunSummary
 from aps_mirror.options import add_cli_arguments, mirror_config
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = mirror_config(vars(args), cli=True)  # a bad option is refused before any connection
     client = aps_client(args.conn_id)
-    s3 = open_bucket(args.aws_conn_id, config.bucket, workers=config.workers)
+    s3 = open_bucket(args.aws_conn_id, config.bucket, workers=config.transfers)
     catalog = None if config.dry_run else CatalogWriter(s3, config.bucket, config.prefix)
     with _progress_display(args) as bars:
         engine = MirrorEngine(client, s3, config, progress_listeners=[bars] if bars else (),
@@ -43,15 +43,7 @@ def run(args: argparse.Namespace) -> int:
             projects = engine.list_projects()
             listing_calls = _delta(client.transport.counter.snapshot(), listing_calls)
             log.info("%d project(s) selected", len(projects))
-            results: list[ProjectResult] = []
-            for project in projects:
-                try:
-                    results.append(engine.sync_project(project))
-                except Exception as exc:  # a failed project must not stop the others
-                    log.error("project %s failed: %s", project.label, exc)
-                    results.append(ProjectResult(project=project.label, hub_id=project.hub_id,
-                                                 project_id=project.project_id, dry_run=config.dry_run,
-                                                 listing_complete=False, errors=[str(exc)]))
+            results = engine.mirror_projects(projects)
             results += engine.retire_missing_projects(projects, results)
     summary = RunSummary.combine(results, extra_api_calls=listing_calls)
     catalog_rows = _publish_catalog(catalog, summary) if catalog is not None else None

@@ -23,6 +23,7 @@ class MirrorConfig:
     # ids with or without their `b.` prefix; empty includes = all; an exclude wins over an include.
     project_filter: tuple[str, ...] = ()  # projects to include
     workers: int = 4  # parallel transfers per project
+    project_workers: int = 4  # projects synced at once in a run (or in one batch of the DAG)
     # Rollups may miss deletes, moves and permission changes: list everything this often.
     full_walk_days: float = 7.0
     full_walk: bool = False  # list every folder this run, whatever the rollups say
@@ -49,6 +50,11 @@ class MirrorConfig:
     # and whether to break a lease an operator knows is left by a dead run.
     lock_wait_seconds: float = 300.0
     break_lock: bool = False
+
+    @property
+    def transfers(self) -> int:
+        """Transfers in flight at most: what the S3 connection pool is sized for."""
+        return self.workers * self.project_workers
 
     @property
     def selection(self) -> str:

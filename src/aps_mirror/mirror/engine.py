@@ -8,8 +8,7 @@ Every key it writes or deletes comes from the project's `ProjectKeys` and is che
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -30,7 +29,8 @@ from aps_mirror.mirror.progress import Progress, ProgressListener, human_bytes
 from aps_mirror.mirror.results import Counts, ProjectResult, RunSummary
 from aps_mirror.mirror.transfer import NotDownloadable, Transferred, copy_version, server_side_copy
 from aps_mirror.mirror.versions import VersionKeeper
-from aps_mirror.mirror.walk import Listing, ProjectRef, list_projects, walk_project
+from aps_mirror.mirror.walk import ProjectRef, list_projects, root_rollup, walk_project
+from aps_mirror.threads import ContextThreadPool
 
 log = logging.getLogger(__name__)
 
@@ -200,33 +200,103 @@ class MirrorEngine:
             retired.append(result)
         return retired
 
+    # -- a run: scan, then sync what needs it ------------------------------------------------
+    def mirror_projects(self, projects: list[ProjectRef]) -> list[ProjectResult]:
+        """A whole run over `projects`, as the CLI does it: scan them all, then sync those that
+        need a walk; one result per project, in order."""
+        scanned = self.scan_projects(projects)
+        dirty = [p for p, r in zip(projects, scanned) if r.needs_walk is not None]
+        synced = iter(self.sync_projects(dirty))
+        return [next(synced).after_scan(r) if r.needs_walk is not None else r for r in scanned]
+
+    def scan_projects(self, projects: list[ProjectRef], parallel: int = 16) -> list[ProjectResult]:
+        """Decide, at about one API call per project, which projects need a walk tonight.
+
+        Each result says why in `needs_walk`; a project that needs none is done: its result (and
+        its `unchanged` run record in the catalog) is its whole night. Many projects are checked
+        at once, all drawing on the client's shared rate budget.
+        """
+        with self._leased():
+            return self._each(projects, self.scan_project, parallel)
+
+    def sync_projects(self, projects: list[ProjectRef]) -> list[ProjectResult]:
+        """Sync projects `project_workers` at a time; a project that fails is a result with its
+        error, never an exception that would stop the others."""
+        with self._leased():
+            return self._each(projects, self.sync_project, self.config.project_workers)
+
+    def _each(self, projects: list[ProjectRef], work: Any, parallel: int) -> list[ProjectResult]:
+        def guarded(project: ProjectRef) -> ProjectResult:
+            try:
+                return work(project)
+            except Exception as exc:  # one project's failure must not stop the others
+                log.error("project %s failed: %s", project.label, exc)
+                return ProjectResult.failed(project, exc, self.config.dry_run)
+
+        if len(projects) <= 1 or parallel <= 1:
+            return [guarded(p) for p in projects]
+        with ContextThreadPool(max_workers=min(parallel, len(projects)), thread_name_prefix="aps-mirror-project") as pool:
+            return list(pool.map(guarded, projects))
+
+    def scan_project(self, project: ProjectRef) -> ProjectResult:
+        """One project's check: its manifest, and its root folder's rollup unless the manifest
+        already says a walk is due. Unchanged: its night is recorded, and done."""
+        started = now_iso()
+        manifest = self.manifests.load(project)
+        result = ProjectResult(project=project.label, hub_id=project.hub_id,
+                               project_id=project.project_id, dry_run=self.config.dry_run)
+        with self.client.transport.counter.tally() as calls:
+            result.needs_walk = self._walk_due(manifest, project)
+            if result.needs_walk is None:
+                rollup = root_rollup(self.client, project)
+                if rollup is None or rollup != parse_timestamp(manifest.root_rollup):
+                    result.needs_walk = "changed since the last run"
+        result.api_calls = calls.snapshot()
+        if result.needs_walk is None:
+            result.files_skipped = sum(1 for e in manifest.items.values() if not e.deleted_at)
+            log.info("%s: unchanged since the last run", project.label)
+            if self.catalog is not None and not self.config.dry_run:
+                self._record_run(project, result, [], started, 0, None)
+        else:
+            log.info("%s: needs a walk (%s)", project.label, result.needs_walk)
+        return result
+
+    def _walk_due(self, manifest: Manifest, project: ProjectRef) -> str | None:
+        """Why the manifest alone says the project must be walked; None when only its root's
+        rollup can tell."""
+        if manifest.etag is None:
+            return "new project"
+        if manifest.interrupted_run:
+            return "the last run was interrupted"
+        if manifest.pending_deletes:
+            return "removals to finish"
+        if manifest.root_rollup is None:
+            return "the last walk left work (failures, waiting deletes, or an incomplete listing)"
+        return self._full_walk_reason(manifest, project)
+
     def sync_project(self, project: ProjectRef) -> ProjectResult:
         """Mirror one project; the manifest records exactly what succeeded.
 
         The catalog gets the project's run record and events once the manifest is committed,
         and a `failed` record when the sync stops on an error (which is then raised).
         """
-        counter = self.client.transport.counter
-        calls_before, throttled_before = Counter(counter.snapshot()), Counter(counter.throttled_snapshot())
         result = ProjectResult(project=project.label, hub_id=project.hub_id,
                                project_id=project.project_id, dry_run=self.config.dry_run)
         started = now_iso()
         events = ProjectEvents(self.run_id, project)
         failure: Exception | None = None
-        try:
-            with self._leased():
-                self._sync(project, result, events)
-        except Exception as exc:
-            failure = exc
-            raise
-        finally:
-            calls = Counter(counter.snapshot())
-            calls.subtract(calls_before)
-            result.api_calls = {k: v for k, v in sorted(calls.items()) if v}
-            throttled = Counter(counter.throttled_snapshot())
-            throttled.subtract(throttled_before)
-            if self.catalog is not None and not self.config.dry_run:
-                self._record_run(project, result, events.rows, started, sum(throttled.values()), failure)
+        with self.client.transport.counter.tally() as calls:  # this project's, whatever thread sends
+            try:
+                with self._leased():
+                    self._sync(project, result, events)
+            except Exception as exc:
+                failure = exc
+                raise
+            finally:
+                result.api_calls = calls.snapshot()
+                if self.catalog is not None and not self.config.dry_run:
+                    self._record_run(project, result, events.rows, started,
+                                     sum(calls.throttled_snapshot().values()), failure)
         return result
 
     def _sync(self, project: ProjectRef, result: ProjectResult, events: ProjectEvents) -> None:
@@ -335,14 +405,21 @@ class MirrorEngine:
                         "runs/events tables miss this run (status %s)", project.label, exc, status)
 
     def _full_walk_due(self, manifest: Manifest, project: ProjectRef) -> bool:
-        if self.config.full_walk or not manifest.last_full_walk:
-            return True
+        return self._full_walk_reason(manifest, project) is not None
+
+    def _full_walk_reason(self, manifest: Manifest, project: ProjectRef) -> str | None:
+        if self.config.full_walk:
+            return "full walk asked for"
+        if not manifest.last_full_walk:
+            return "no full walk yet"
         if manifest.root_segments != [project.hub_segment, project.project_segment]:
-            return True  # hub or project renamed: every key moves
+            return "hub or project renamed: every key moves"
         if manifest.selection != self.config.selection:
-            return True  # other filters: pruned subtrees may hold newly selected files
+            return "the selection changed: pruned folders may hold newly selected files"
         age = datetime.now(timezone.utc) - datetime.fromisoformat(manifest.last_full_walk)
-        return age >= timedelta(days=self.config.full_walk_days)
+        if age >= timedelta(days=self.config.full_walk_days):
+            return f"last full walk {age.days} day(s) ago"
+        return None
 
     # -- transferring -----------------------------------------------------------------------
     def _execute(self, project: ProjectRef, keys: ProjectKeys, work: list[Action], manifest: Manifest,
@@ -354,7 +431,7 @@ class MirrorEngine:
         progress = Progress(project.label, len(work), sum(a.size for a in work), listeners=self.progress_listeners)
         owners = {key: ids[0] for key, ids in manifest.key_owners().items()}
         keeper = VersionKeeper(self.client, self.s3, self.config.bucket, project.project_id, keys, owners)
-        with ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="aps-mirror-copy") as pool:
+        with ContextThreadPool(max_workers=self.config.workers, thread_name_prefix="aps-mirror-copy") as pool:
             futures = {pool.submit(self._run_action, keys, keeper, a, progress): a for a in work}
             for future in as_completed(futures):
                 action = futures[future]

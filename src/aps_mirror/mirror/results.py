@@ -38,6 +38,23 @@ class ProjectResult(Counts):
     listing_complete: bool = True
     full_walk: bool = False
     deletes_refused: str | None = None  # why the delete policy did not run
+    # Set by a scan (`MirrorEngine.scan_projects`): why the project needs a walk; None when the
+    # scan found it unchanged (and this result is its whole night).
+    needs_walk: str | None = None
+
+    def after_scan(self, scan: ProjectResult) -> ProjectResult:
+        """This sync's result with the calls of the scan that sent it, and why it was due."""
+        calls = Counter(self.api_calls)
+        calls.update(scan.api_calls)
+        self.api_calls = dict(sorted(calls.items()))
+        self.needs_walk = scan.needs_walk
+        return self
+
+    @classmethod
+    def failed(cls, project: Any, error: BaseException, dry_run: bool = False) -> ProjectResult:
+        """The result of a project whose sync stopped on an error."""
+        return cls(project=project.label, hub_id=project.hub_id, project_id=project.project_id,
+                   dry_run=dry_run, listing_complete=False, errors=[str(error) or type(error).__name__])
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProjectResult:

@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Callable, Iterator
@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import requests
 
+from aps_mirror.threads import ContextThreadPool
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.retry import RETRYABLE_STATUSES
 from aps_mirror.errors import ApiError, TransferError, s3_write
@@ -242,7 +243,7 @@ class _RangedCopy:
         size = 0
         entries: list[dict[str, Any]] = []
         spans = enumerate(_byte_ranges(self.size, self.part_size), start=1)
-        with ThreadPoolExecutor(max_workers=self.parts_in_flight, thread_name_prefix="aps-part") as pool:
+        with ContextThreadPool(max_workers=self.parts_in_flight, thread_name_prefix="aps-part") as pool:
             window: deque[Future[_Part]] = deque(
                 pool.submit(self._run_part, number, start, end)
                 for number, (start, end) in islice(spans, self.parts_in_flight))

@@ -146,6 +146,14 @@ def list_projects(client: ApsClient, project_filter: tuple[str, ...] = (), *,
     return refs
 
 
+def root_rollup(client: ApsClient, project: ProjectRef) -> datetime | None:
+    """The project root folder's `lastModifiedTimeRollup`: one call says whether anything in
+    the project changed since a walk recorded it."""
+    if not project.root_folder_id:
+        return None
+    return client.folder(project.project_id, project.root_folder_id).last_modified_rollup
+
+
 def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None = None,
                  known_root_rollup: datetime | None = None, full_walk: bool = True,
                  top_folders: tuple[str, ...] = ()) -> Listing:
@@ -159,11 +167,10 @@ def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None
     """
     listing = Listing(full_walk=full_walk or known is None)
     prune = not listing.full_walk
-    if project.root_folder_id:
-        try:
-            listing.root_rollup = client.folder(project.project_id, project.root_folder_id).last_modified_rollup
-        except Exception as exc:  # the walk below still works without it
-            log.warning("could not read the root folder of %s: %s", project.label, exc)
+    try:
+        listing.root_rollup = root_rollup(client, project)
+    except Exception as exc:  # the walk below still works without it
+        log.warning("could not read the root folder of %s: %s", project.label, exc)
     if prune and listing.root_rollup is not None and listing.root_rollup == known_root_rollup:
         listing.project_unchanged = True
         log.info("%s: unchanged since the last run (root rollup %s)", project.label, listing.root_rollup)
