@@ -118,8 +118,11 @@ def disambiguate(segment: str, unique_id: str) -> str:
 
 
 def collision_key(segment: str) -> str:
-    """Two segments with the same collision key cannot live in one folder on Windows/macOS."""
-    return unicodedata.normalize("NFC", segment).casefold()
+    """Two segments with the same collision key cannot live in one folder on Windows/macOS.
+
+    Unicode's canonical caseless match (D145): case folding can undo a normalisation (`ſ́`
+    folds to `ś` decomposed), so normalise on both sides of it."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", segment).casefold())
 
 
 def assign_segments(entries: Iterable[tuple[str, str]], held: Mapping[str, str] | None = None,

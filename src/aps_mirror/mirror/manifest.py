@@ -212,6 +212,14 @@ class Manifest:
                 stack.extend(children.get(folder_id, []))
         return found
 
+    def _with_ancestors(self, folder_ids: set[str]) -> set[str]:
+        found: set[str] = set()
+        for folder_id in folder_ids:
+            while folder_id and folder_id in self.folders and folder_id not in found:
+                found.add(folder_id)
+                folder_id = self.folders[folder_id].parent_id
+        return found
+
     # -- what a walk covers ---------------------------------------------------------------
     def covered_items(self, listing: Listing) -> set[str]:
         """Items the walk did not need to see: in pruned subtrees, or the whole project."""
@@ -242,6 +250,14 @@ class Manifest:
         if listing.errors:  # a folder could not be listed: list every folder next time
             dirty.update(listing.folders)
         kept = self.subtree(listing.pruned | listing.unwalked_tops)  # unselected tops stay mirrored
+        if not listing.complete:  # what the walk did not reach keeps its keys, and is listed next time
+            unreached = set(self.folders) - kept - set(listing.folders)
+            for folder_id in unreached:
+                self.folders[folder_id].rollup = None
+            kept |= unreached
+        # A folder gone from Autodesk whose items the mirror still holds (policy keep) keeps its
+        # record too: its segment stays taken, so a namesake never lands on those items' keys.
+        kept |= self._with_ancestors({e.folder_id for e in self.items.values() if e.folder_id})
         self.folders = {fid: rec for fid, rec in self.folders.items() if fid in kept}
         for folder in listing.folders.values():
             if folder.id in listing.pruned:
