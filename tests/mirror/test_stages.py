@@ -71,8 +71,9 @@ MOVED_KEY = "mirror/h/p/Project Files/Archive/Plan.dwg"
 @pytest.mark.parametrize(("listed", "held", "key", "kind", "reason", "replaces"), [
     (remote(), None, KEY, ActionKind.COPY, "new item", None),
     (remote(), entry(deleted_at="2024-03-01T00:00:00+00:00"), KEY, ActionKind.COPY, "restored item", None),
-    # A restored item at another place: its old object was already handled by the delete policy.
-    (remote(), entry(deleted_at="2024-03-01T00:00:00+00:00"), MOVED_KEY, ActionKind.COPY, "restored item", None),
+    # A restored item at another place: the object the delete policy kept at its old place is
+    # referenced by nothing once the new one is recorded, so it is journalled too.
+    (remote(), entry(deleted_at="2024-03-01T00:00:00+00:00"), MOVED_KEY, ActionKind.COPY, "restored item", KEY),
     (remote(version_id="v3", number=3), entry("v2", 2), KEY, ActionKind.COPY,
      "new version v3 (mirror has v2)", None),
     # New bytes at a new place: a download (bytes changed), and the old place becomes stale.
@@ -85,7 +86,12 @@ def test_decide_every_branch_with_its_reason(listed, held, key, kind, reason, re
     action = decide(listed, key, held)
     assert (action.kind, action.reason, action.key) == (kind, reason, key)
     assert action.previous is held and action.remote is listed
-    assert action.replaces_key == replaces
+    if kind is not ActionKind.SKIP:  # recording it journals the place it makes stale, if any
+        manifest = project_manifest()
+        if held is not None:
+            manifest.items[listed.item.id] = held
+        manifest.record_copy(listed, key, 100, None)
+        assert manifest.pending_deletes == ([replaces] if replaces else [])
 
 
 def test_action_size_is_the_versions_stored_size_or_zero():

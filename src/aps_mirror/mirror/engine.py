@@ -8,6 +8,7 @@ Every key it writes or deletes comes from the project's `ProjectKeys` and is che
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import as_completed
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,6 +18,7 @@ from typing import Any, Iterable, Iterator
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.catalog.records import CatalogEvent, CatalogSink, EventAction, ProjectRun
+from aps_mirror.mirror.adoption import Strays
 from aps_mirror.errors import s3_write
 from aps_mirror.mirror.config import MirrorConfig
 from aps_mirror.mirror.events import DELETE_REASONS, ProjectEvents, event_action
@@ -305,11 +307,13 @@ class MirrorEngine:
         manifest = self.manifests.load(project)
         manifest.hub_name = project.hub_name
         manifest.project_name = project.project_name
+        strays = Strays()
         if not self.config.dry_run:
-            self._recover_interrupted_run(manifest, keys)
+            strays = self._strays_of_interrupted_run(manifest, keys)
             self._finish_pending_deletes(manifest, keys)
             self._abort_stale_uploads(keys, started)
-        full_walk = self._full_walk_due(manifest, project)
+        # After an interrupted run every item is listed, so whatever it copied can be adopted.
+        full_walk = self._full_walk_due(manifest, project) or bool(manifest.interrupted_run)
         listing = walk_project(self.client, project, manifest, parse_timestamp(manifest.root_rollup),
                                full_walk=full_walk, top_folders=self.config.top_folders)
         excluded = [f for f in listing.files if not self.config.selects(f)]
@@ -357,6 +361,8 @@ class MirrorEngine:
             self._check_lease()
             manifest.interrupted_run = self.run_id
             self.manifests.save(manifest)
+        work = self._adopt(strays, work, manifest, result, events)
+        manifest.pending_deletes += strays.leftovers()  # unclaimed: removed after the commit
         retry_later = self._execute(project, keys, work, manifest, result, events)
         for item, reason in listing.unavailable:
             retry_later.add(item.id)
@@ -431,9 +437,14 @@ class MirrorEngine:
         progress = Progress(project.label, len(work), sum(a.size for a in work), listeners=self.progress_listeners)
         owners = {key: ids[0] for key, ids in manifest.key_owners().items()}
         keeper = VersionKeeper(self.client, self.s3, self.config.bucket, project.project_id, keys, owners)
+        checkpoint = _Checkpoint()
         with ContextThreadPool(max_workers=self.config.workers, thread_name_prefix="aps-mirror-copy") as pool:
             futures = {pool.submit(self._run_action, keys, keeper, a, progress): a for a in work}
             for future in as_completed(futures):
+                if checkpoint.due():  # what is recorded so far survives a kill
+                    self._check_lease()
+                    self.manifests.save(manifest)
+                    checkpoint.saved()
                 action = futures[future]
                 item_id = action.remote.item.id
                 try:
@@ -470,7 +481,10 @@ class MirrorEngine:
                     result.bytes_copied += transferred.size
                 manifest.record_copy(action.remote, action.key, transferred.size, transferred.sha1, kept,
                                      versions_kept=self.config.versions == "all")
+                if action.source_key:  # adopted from another key: that object is now a leftover
+                    manifest.pending_deletes.append(action.source_key)
                 reason = action.reason
+                checkpoint.add(transferred.size)
                 if transferred.reused and action.kind is ActionKind.COPY:
                     reason += ": the same bytes as the mirrored version, copied inside S3 (no download)"
                 events.add(event_action(action, transferred), item_id, action.remote.source_path,
@@ -486,10 +500,11 @@ class MirrorEngine:
         if action.kind is ActionKind.KEEP_VERSIONS and previous is not None:
             kept = keeper.fetch_earlier(action.remote, previous, set())
             return Transferred(previous.size, previous.sha1 or "", reused=True), kept
-        if action.kind is ActionKind.SERVER_COPY and previous is not None:
-            server_side_copy(self.s3, self.config.bucket, keys.check_own(previous.key), action.key, action.remote)
+        if action.kind is ActionKind.SERVER_COPY:
+            source = action.source_key or previous.key  # type: ignore[union-attr]
+            server_side_copy(self.s3, self.config.bucket, keys.check_own(source), action.key, action.remote)
             progress.add_bytes(action.size)
-            return Transferred(action.size, previous.sha1 or "", reused=True), {}
+            return Transferred(action.size, (previous.sha1 if previous else None) or "", reused=True), {}
         log.debug("copy %s -> s3://%s/%s (%s)", action.remote.source_path, self.config.bucket,
                   action.key, action.reason)
         kept: dict[str, dict[str, Any]] = {}
@@ -574,20 +589,39 @@ class MirrorEngine:
         manifest.pending_deletes = []
         self.manifests.save(manifest)
 
-    def _recover_interrupted_run(self, manifest: Manifest, keys: ProjectKeys) -> None:
-        """A run that died after its first write may have left objects no manifest references
-        (copied, not yet committed): remove them, so a rename since cannot orphan them."""
+    def _strays_of_interrupted_run(self, manifest: Manifest, keys: ProjectKeys) -> Strays:
+        """After a run that died between its first write and its commit: the objects it left
+        unrecorded, to adopt (`_adopt`) or remove. Nothing to look for otherwise."""
         if not manifest.interrupted_run:
-            return
-        referenced = manifest.referenced_keys()
-        orphans = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.config.bucket, Prefix=keys.root):
-            orphans += [o["Key"] for o in page.get("Contents", []) if o["Key"] not in referenced]
-        log.info("%s: run %s was interrupted; removing %d object(s) it left unrecorded",
-                 manifest.project_name, manifest.interrupted_run, len(orphans))
-        manifest.pending_deletes += orphans  # through the journal, under the same guard
-        manifest.interrupted_run = None
-        self._finish_pending_deletes(manifest, keys)
+            return Strays()
+        strays = Strays.find(self.s3, self.config.bucket, keys, manifest.referenced_keys())
+        log.info("%s: run %s was interrupted; %d object(s) it copied without recording them are "
+                 "adopted where they hold a wanted version, removed otherwise",
+                 manifest.project_name, manifest.interrupted_run, len(strays))
+        return strays
+
+    def _adopt(self, strays: Strays, work: list[Action], manifest: Manifest, result: ProjectResult,
+               events: ProjectEvents) -> list[Action]:
+        """Record copies an interrupted run made instead of downloading them again: in place, or
+        moved inside S3 (renamed since). Returns the work left."""
+        if not len(strays):
+            return work
+        left = []
+        for action in work:
+            stray = strays.take(action.remote, action.key) if action.kind is ActionKind.COPY else None
+            if stray is None:
+                left.append(action)
+            elif stray.key == action.key:
+                # versions=all fetches its earlier versions on the next run (KEEP_VERSIONS).
+                manifest.record_copy(action.remote, action.key, stray.size, stray.sha1)
+                result.files_skipped += 1
+                events.add(EventAction.COPIED, action.remote.item.id, action.remote.source_path, key=action.key,
+                           version=action.remote.version, size=stray.size,
+                           reason="adopted: copied by an interrupted run, which did not record it")
+            else:
+                left.append(replace(action, kind=ActionKind.SERVER_COPY, source_key=stray.key,
+                                    reason=f"{action.reason}; copied by an interrupted run at another key"))
+        return left
 
     def _abort_stale_uploads(self, keys: ProjectKeys, started: datetime) -> None:
         """Abort multipart uploads a killed run left under this project (invisible, but billed).
@@ -602,6 +636,31 @@ class MirrorEngine:
                     self.s3.abort_multipart_upload(Bucket=self.config.bucket, Key=keys.check(upload["Key"]),
                                                    UploadId=upload["UploadId"])
                     log.info("aborted an unfinished upload of %s left by an interrupted run", upload["Key"])
+
+
+class _Checkpoint:
+    """When a long sync saves its manifest on the way: every CHECKPOINT_FILES files,
+    CHECKPOINT_BYTES bytes or CHECKPOINT_SECONDS, whichever comes first. A run killed later
+    loses only what it copied since (and the next run adopts even that: see adoption.py)."""
+
+    def __init__(self) -> None:
+        self.saved()
+
+    def saved(self) -> None:
+        self.files, self.bytes, self.since = 0, 0, time.monotonic()
+
+    def add(self, size: int) -> None:
+        self.files += 1
+        self.bytes += size
+
+    def due(self) -> bool:
+        return bool(self.files) and (self.files >= CHECKPOINT_FILES or self.bytes >= CHECKPOINT_BYTES
+                                     or time.monotonic() - self.since >= CHECKPOINT_SECONDS)
+
+
+CHECKPOINT_FILES = 1000
+CHECKPOINT_BYTES = 4 << 30
+CHECKPOINT_SECONDS = 60.0
 
 
 def _check_distinct_keys(manifest: Manifest, actions: list[Action], keys: ProjectKeys) -> None:

@@ -27,17 +27,11 @@ class Action:
     key: str
     reason: str
     previous: ManifestEntry | None = None  # what the mirror held for this item before
+    source_key: str | None = None  # SERVER_COPY from an object the manifest does not hold (adoption)
 
     @property
     def size(self) -> int:
         return self.remote.version.storage_size or 0
-
-    @property
-    def replaces_key(self) -> str | None:
-        """The old key this action makes stale (the item's earlier place), if any."""
-        if self.previous is not None and not self.previous.deleted_at and self.previous.key != self.key:
-            return self.previous.key
-        return None
 
 
 def decide(remote: RemoteFile, key: str, entry: ManifestEntry | None) -> Action:

@@ -164,7 +164,8 @@ def _copy_streaming(client: ApsClient, s3: Any, bucket: str, key: str, remote: R
         sha1 = digest.hexdigest()
         _verify(remote, size, sha1, expected_size, expected_sha1)
         if upload_id is None:
-            s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), Metadata=metadata)
+            # Its SHA-1 is known before the write: kept, so an adopted object keeps it too.
+            s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), Metadata={**metadata, "aps-sha1": sha1})
         else:
             if buffer:
                 parts.append(_upload_part(s3, bucket, key, upload_id, len(parts) + 1, bytes(buffer)))
