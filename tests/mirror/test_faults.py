@@ -38,8 +38,10 @@ def test_faults_everywhere_still_end_exact(simulator, s3, bucket):
 
 def test_an_expired_signed_url_is_signed_again(simulator, s3, bucket):
     sim = simulator.sim
-    # Every download's first attempt meets S3's 403 (as for an expired URL); a fresh one works.
-    sim.inject_fault("download", 403, count=5)
+    # Two downloads meet S3's 403 (as for an expired URL); a freshly signed URL works. Fewer
+    # faults than a file's attempts (3): with parallel transfers, one file's quick retries may
+    # meet them all, and must still succeed.
+    sim.inject_fault("download", 403, count=2)
     engine = MirrorEngine(ApsClient(ApsTransport(connection_for(simulator))), s3,
                           MirrorConfig(bucket=bucket, prefix=PREFIX, project_filter=("Drone*",)))
     summary = RunSummary.combine(engine.sync_project(p) for p in engine.list_projects())

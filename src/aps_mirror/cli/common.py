@@ -23,12 +23,16 @@ class ExitCode(IntEnum):
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """-v: aps-mirror's own debug lines; -vv: the HTTP and AWS libraries' too (URLs scrubbed)."""
+    verbose = verbose or 0
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
-    if not verbose:  # third-party chatter drowns the progress lines
+    if verbose < 2:  # third-party chatter drowns the progress lines
         for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Its debug lines are the request's signature and what was signed: never worth printing.
+    logging.getLogger("botocore.auth").setLevel(logging.INFO)
 
 
 def aps_client(conn_id: str) -> ApsClient:
@@ -56,11 +60,14 @@ def s3_client(aws_conn_id: str, *, workers: int = 1) -> Any:
 
 def open_bucket(aws_conn_id: str, bucket: str, *, workers: int = 1) -> Any:
     """An S3 client that can use the bucket, or a ConfigError that says what to fix."""
-    from botocore.exceptions import ClientError, EndpointConnectionError
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
     s3 = s3_client(aws_conn_id, workers=workers)
     try:
         s3.head_bucket(Bucket=bucket)
+    except NoCredentialsError:
+        raise ConfigError(f"No AWS credentials: connection {aws_conn_id!r} does not exist and boto3 found none "
+                          "(environment, ~/.aws, instance role); create the connection or pass --aws-conn-id.") from None
     except EndpointConnectionError as exc:
         raise ConfigError(f"Cannot reach S3 ({exc}); check the endpoint_url of connection {aws_conn_id!r}.") from None
     except ClientError as exc:

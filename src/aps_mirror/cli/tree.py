@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from aps_mirror.cli.catalog import add_location_options, mirror_location
-from aps_mirror.cli.common import ExitCode, s3_client
+from aps_mirror.cli.common import ExitCode, open_bucket
 from aps_mirror.mirror.manifest import META_DIR
 from aps_mirror.mirror.progress import human_bytes
 
@@ -18,7 +18,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     bucket, prefix = mirror_location(args)
-    print(render_tree(s3_client(args.aws_conn_id), bucket, prefix))
+    print(render_tree(open_bucket(args.aws_conn_id, bucket), bucket, prefix))
     return ExitCode.OK
 
 
