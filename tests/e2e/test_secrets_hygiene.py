@@ -23,29 +23,17 @@ import boto3
 import pytest
 import requests
 
-from aps_mirror.simulator import Simulator, SimulatorServer
+from aps_mirror.simulator import SimulatorServer
 from tests.airflow_deployment import AIRFLOW, REPO, Deployment, airflow_deployment
 from tests.airflow_provider.oauth_helpers import SCOPES, authorize
 from tests.mirror.test_selection import selected_by_default
+from tests.signing_simulator import SigningSimulator
 
 CONN_ID = "autodesk_default"
 AWS_CONN_ID = "aws_default"
 ACCESS_KEY_ID = "AKIAAPSMIRRORHYGIENE"
 AWS_SECRET = "aws-" + secrets.token_urlsafe(30)
 PREFIX = "hygiene"
-
-
-class SigningSimulator(Simulator):
-    """The simulator, remembering every signed-URL signature it hands out."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.signatures: set[str] = set()
-
-    def sign_download(self, *args, **kwargs) -> tuple[int, str]:
-        expires, signature = super().sign_download(*args, **kwargs)
-        self.signatures.add(signature)
-        return expires, signature
 
 
 @pytest.fixture(scope="module")
