@@ -29,22 +29,35 @@ _ENDPOINTS: Final[list[tuple[str, int | None, re.Pattern[str]]]] = [
         ("item_versions", 800, r"^/data/v1/projects/[^/]+/items/[^/]+/versions$"),
         ("item", 300, r"^/data/v1/projects/[^/]+/items/[^/]+$"),
         ("version", 300, r"^/data/v1/projects/[^/]+/versions/[^/]+$"),
+        # The write side (restore): creation endpoints and the OSS upload pair.
+        ("storage", 300, r"^/data/v1/projects/[^/]+/storage$"),
+        ("create_folder", 50, r"^/data/v1/projects/[^/]+/folders$"),
+        ("create_item", 50, r"^/data/v1/projects/[^/]+/items$"),
+        ("create_version", 300, r"^/data/v1/projects/[^/]+/versions$"),
+        ("complete_upload", 1000, r"^/oss/v2/buckets/[^/]+/objects/.+/signeds3upload$"),  # POST only
+        ("signeds3upload", 1000, r"^/oss/v2/buckets/[^/]+/objects/.+/signeds3upload$"),
         ("signeds3download", 1000, r"^/oss/v2/buckets/[^/]+/objects/.+/signeds3download$"),
         ("oss", 1000, r"^/oss/v2/.*$"),
     ]
 ]
 
-# Downloads from a signed URL carry no APS credentials and no APS rate limit.
+# Transfers to and from a signed URL carry no APS credentials and no APS rate limit.
 SIGNED_URL_DOWNLOAD: Final = "download"
+SIGNED_URL_UPLOAD: Final = "upload"
 OTHER: Final = "other"
 
 # Every OSS endpoint shares one budget at Autodesk.
-SHARED_BUDGETS: Final[dict[str, str]] = {"signeds3download": "oss"}
+SHARED_BUDGETS: Final[dict[str, str]] = {"signeds3download": "oss", "signeds3upload": "oss", "complete_upload": "oss"}
+
+# Classes bound to one method (the same path answers another class otherwise).
+_METHODS: Final[dict[str, str]] = {"complete_upload": "POST"}
 
 
-def classify(path: str) -> str:
-    """Return the endpoint class of a request path (no query string), or 'other'."""
+def classify(path: str, method: str = "GET") -> str:
+    """Return the endpoint class of a request (path without query string), or 'other'."""
     for name, _rpm, pattern in _ENDPOINTS:
+        if name in _METHODS and _METHODS[name] != method.upper():
+            continue
         if pattern.match(path):
             return name
     return OTHER
