@@ -1,11 +1,14 @@
 """
 ### aps_mirror: every night, copy what changed in Autodesk cloud documents into S3
 
-1. **list_projects** asks Autodesk Platform Services (APS) for every project the
-   `autodesk` connection can see, keeping those the hub and project filters select.
-2. **sync_project** runs once per project (mapped), copying new and changed files to
-   `s3://<bucket>/<prefix>/...` and committing that project's manifest. It runs in the
-   `autodesk_api` pool, which bounds the parallel load on Autodesk's rate limits.
+1. **plan_work** lists every project the `autodesk` connection can see (kept by the hub and
+   project filters) and scans them, about one API call each: an unchanged project's night is
+   done there (its run record goes to the catalog). The projects that need a walk (changed, new,
+   full walk due, last night's failures) are grouped into at most `max_batches` balanced batches.
+2. **sync_batch** runs once per batch (mapped; named after its projects), syncing its projects
+   `project_workers` at a time: new and changed files to `s3://<bucket>/<prefix>/...`, each
+   project's manifest committed. It runs in the `autodesk_api` pool, which bounds the parallel
+   load on Autodesk's rate limits. A quiet night maps none.
 3. **retire_removed_projects** applies the delete policy to mirrored projects Autodesk no
    longer lists (only after a clean run).
 4. **publish_catalog_tables** folds the run into the Parquet catalog next to the mirror
@@ -15,9 +18,13 @@
 5. **summarize** adds the projects up, logs the totals, and updates the `aps_mirror` asset
    with the counts. It fails the run if any project failed.
 
+A failed run logs an `aps_mirror alert` line (MirrorAlertNotifier), and so does a scheduled run
+not done by `APS_MIRROR_DEADLINE` (06:00 UTC unless set; a DeadlineAlert, run by the triggerer).
+
 Setup, once: `airflow pools set autodesk_api 4 "APS API concurrency"` (without the pool,
-`sync_project` never gets scheduled), an `autodesk` connection (`autodesk_default`) and an
-`aws` connection (`aws_default`; extra `endpoint_url` for an S3-compatible store).
+`sync_batch` never gets scheduled: Airflow flags the DAG with a "non-existent pool" warning and
+the deadline alert fires), an `autodesk` connection (`autodesk_default`) and an `aws`
+connection (`aws_default`; extra `endpoint_url` for an S3-compatible store).
 """
 
 from __future__ import annotations
@@ -28,7 +35,22 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 from aps_mirror.airflow_provider.assets import catalog_assets, default_location, mirror_asset
-from aps_mirror.airflow_provider.mirror import FAIL_FAST_ON_SETUP_ERRORS, mirror_engine, publish_catalog
+from aps_mirror.airflow_provider.mirror import (
+    FAIL_FAST_ON_SETUP_ERRORS,
+    MAX_BATCHES_DEFAULT,
+    MAX_BATCHES_LIMIT,
+    add_up_run,
+    batch_budget,
+    batch_label,
+    batch_work,
+    compact_result,
+    mirror_engine,
+    parse_max_batches,
+    publish_catalog,
+    results_of,
+    work_plan,
+)
+from aps_mirror.airflow_provider.notifiers import MirrorAlertNotifier, nightly_deadline
 from aps_mirror.options import dag_params
 
 log = logging.getLogger(__name__)
@@ -37,6 +59,17 @@ BUCKET, PREFIX = default_location()
 MIRROR = mirror_asset()
 CATALOG = catalog_assets()
 API_POOL = "autodesk_api"
+
+
+def _planned(key: str) -> Any:
+    """plan_work's results beside its batches (`done`, `projects`); None when it failed."""
+    return get_current_context()["ti"].xcom_pull(task_ids="plan_work", key=key)
+
+
+def _flat(batch_results: Any) -> list[dict[str, Any]]:
+    """The mapped batches' results as one list (one fetch for all of them); a batch that did
+    not finish has none."""
+    return [r for batch in (batch_results[:] if batch_results is not None else []) if batch for r in batch]
 
 
 @dag(
@@ -55,63 +88,82 @@ API_POOL = "autodesk_api"
         "max_retry_delay": timedelta(minutes=30),
         "retry_policy": FAIL_FAST_ON_SETUP_ERRORS,
     },
+    on_failure_callback=MirrorAlertNotifier(),
+    deadline=nightly_deadline(),
     params={
         # Every sync option, declared once in aps_mirror.options (also the CLI's flags).
         **{name: Param(**spec) for name, spec in dag_params(bucket=BUCKET, prefix=PREFIX).items()},
+        "max_batches": Param(MAX_BATCHES_DEFAULT, type="integer", minimum=1, maximum=MAX_BATCHES_LIMIT,
+                             description="Most sync_batch tasks a run maps (1 to 1024); the projects "
+                                         "that need work are grouped into that many balanced batches."),
         "autodesk_conn_id": Param("autodesk_default", type="string",
                                   description="The `autodesk` connection (APS app and account)."),
         "aws_conn_id": Param("aws_default", type="string", description="The `aws` connection for S3."),
     },
 )
 def aps_mirror() -> None:
-    @task
-    def list_projects(params: dict[str, Any], run_id: str | None = None) -> list[dict[str, str]]:
-        """The projects to mirror, as plain dicts (ids, names and key segments)."""
+    # Timeouts: listing and scanning cost about one call per project; retiring reads every
+    # manifest once. sync_batch gets a budget from its batch instead (see batch_budget).
+    @task(execution_timeout=timedelta(hours=2))
+    def plan_work(params: dict[str, Any], run_id: str | None = None) -> list[list[dict[str, Any]]]:
+        """List and scan every project; return the batches of those that need a walk (what
+        sync_batch maps over), with the others' results and the project count beside them."""
+        max_batches = parse_max_batches(params.get("max_batches", MAX_BATCHES_DEFAULT))
         engine = mirror_engine(params, run_id=run_id)  # the run id: the tasks' shared lease
         with engine.locked(engine.config.lock_wait_seconds, break_lock=engine.config.break_lock):
-            refs = engine.list_projects()
-        log.info("%d project(s) to mirror: %s", len(refs), ", ".join(r.label for r in refs))
-        return [ref.to_dict() for ref in refs]
+            projects = engine.list_projects()
+            scanned = engine.scan_projects(projects)
+        plan = work_plan(projects, scanned, max_batches)
+        log.info("%d project(s): %d need a walk, in %d batch(es); %d done by the scan",
+                 len(projects), sum(map(len, plan["batches"])), len(plan["batches"]), len(plan["done"]))
+        ti = get_current_context()["ti"]
+        ti.xcom_push(key="done", value=plan["done"])
+        ti.xcom_push(key="projects", value=plan["projects"])
+        return plan["batches"]  # Airflow maps over a task's return value only
 
-    @task(pool=API_POOL, map_index_template="{{ project_label }}")
-    def sync_project(project: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:
-        """Copy what changed in one project; return its counts."""
-        from aps_mirror.mirror.engine import ProjectRef
+    @task(pool=API_POOL, map_index_template="{{ batch_label }}")
+    def sync_batch(batch: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Sync a batch's projects, `project_workers` at a time; their results, scan calls included."""
+        # Airflow's own task timeout (SIGALRM), sized here because only the batch knows its work.
+        from airflow.sdk.execution_time.timeout import timeout
 
-        ref = ProjectRef.from_dict(project)
-        get_current_context()["project_label"] = ref.label  # type: ignore[typeddict-unknown-key]
-        engine = mirror_engine(params, run_id=get_current_context()["run_id"])
-        with engine.locked(engine.config.lock_wait_seconds):  # shared by this DAG run's tasks
-            return engine.sync_project(ref).to_dict()
+        projects, scans = batch_work(batch)
+        context = get_current_context()
+        context["batch_label"] = batch_label(projects)  # type: ignore[typeddict-unknown-key]
+        engine = mirror_engine(params, run_id=context["run_id"])
+        budget = batch_budget([s.needs_walk for s in scans], engine.config.project_workers)
+        log.info("%d project(s), %s at most: %s", len(projects), budget, ", ".join(p.label for p in projects))
+        with engine.locked(engine.config.lock_wait_seconds), timeout(budget.total_seconds()):
+            synced = engine.sync_projects(projects)
+        return [compact_result(result.after_scan(scan)) for result, scan in zip(synced, scans)]
 
-    @task(retries=0)
-    def retire_removed_projects(projects: list[dict[str, str]], results: Any,
+    @task(retries=0, trigger_rule=TriggerRule.NONE_FAILED, execution_timeout=timedelta(hours=3))
+    def retire_removed_projects(done: list[dict[str, Any]], batch_results: Any,
                                 params: dict[str, Any]) -> list[dict[str, Any]]:
         """Projects mirrored before but gone from Autodesk get the delete policy (and its guards)."""
-        from aps_mirror.mirror.engine import ProjectRef, ProjectResult
-
-        # Runs when every sync task succeeded (default trigger rule); the engine retires only
-        # when every project's result is clean too (the CLI's rule, in one place).
+        # Runs when no sync task failed (none mapped on a quiet night); the engine retires only
+        # when every listed project's result is clean too (the CLI's rule, in one place). The
+        # list is read again (a few calls per hub) rather than carried through XCom; a project
+        # listed now but not planned has no result, so nothing is retired then.
         engine = mirror_engine(params, run_id=get_current_context()["run_id"])
         with engine.locked(engine.config.lock_wait_seconds):
-            retired = engine.retire_missing_projects([ProjectRef.from_dict(p) for p in projects],
-                                                     [ProjectResult.from_dict(r) if r else None for r in results[:]])
+            listed = engine.list_projects()
+            ids = {p.project_id for p in listed}
+            results = [r for r in results_of([*done, *_flat(batch_results)]) if r.project_id in ids]
+            retired = engine.retire_missing_projects(listed, results)
         return [r.to_dict() for r in retired]
 
-    @task(outlets=list(CATALOG.values()), trigger_rule=TriggerRule.ALL_DONE)
-    def publish_catalog_tables(results: Any, retired: Any, params: dict[str, Any],
+    @task(outlets=list(CATALOG.values()), trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(hours=1))
+    def publish_catalog_tables(batch_results: Any, retired: Any, params: dict[str, Any],
                                outlet_events: Any = None) -> dict[str, int]:
         """Fold this run's records into the catalog, rebuild its tables, and tell their assets."""
-        from aps_mirror.mirror.engine import ProjectResult, RunSummary
-
         from airflow.sdk.exceptions import AirflowSkipException
 
         if params["dry_run"]:  # skipped, so no asset event wakes downstream DAGs for nothing
             raise AirflowSkipException("dry run: the catalog is left as it is")
         rows = publish_catalog(params)
-        done = [ProjectResult.from_dict(r) for r in [*(results[:] if results is not None else []),
-                                                       *(retired or [])] if r]
-        counts = RunSummary.combine(done).to_dict()
+        summary, _ = add_up_run(_planned("projects"), _planned("done"), _flat(batch_results), retired or [])
+        counts = summary.to_dict()
         for key in ("planned", "errors", "api_calls"):
             counts.pop(key, None)
         where = {"bucket": params["bucket"], "prefix": params["prefix"], "aws_conn_id": params["aws_conn_id"],
@@ -121,34 +173,27 @@ def aps_mirror() -> None:
         log.info("catalog published: %s", ", ".join(f"{n} {t}" for t, n in rows.items()))
         return rows
 
-    @task(outlets=[MIRROR], trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def summarize(projects: list[dict[str, str]] | None, results: Any, retired: list[dict[str, Any]] | None,
-                  params: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
+    @task(outlets=[MIRROR], trigger_rule=TriggerRule.ALL_DONE, retries=0, execution_timeout=timedelta(minutes=15))
+    def summarize(batch_results: Any, retired: list[dict[str, Any]] | None, params: dict[str, Any],
+                  outlet_events: Any = None) -> dict[str, Any]:
         """Add the projects up, log it, record it on the asset; fail if any project failed."""
-        from aps_mirror.mirror.engine import ProjectResult, RunSummary
-
-        if projects is None:
-            raise RuntimeError("list_projects failed, so nothing was mirrored; see its log.")
-        done = [ProjectResult.from_dict(r) for r in results[:] if r]  # one fetch for all of them
-        summary = RunSummary.combine(done + [ProjectResult.from_dict(r) for r in retired or []])
+        summary, failure = add_up_run(_planned("projects"), _planned("done"), _flat(batch_results), retired or [])
         log.info("aps_mirror %s:\n%s", "dry run" if params["dry_run"] else "run", summary.format_text())
-        unfinished = len(projects) - len(done)
-        if unfinished or summary.projects_failed:
-            raise RuntimeError(
-                f"{unfinished} of {len(projects)} project sync(s) did not finish and "
-                f"{summary.projects_failed} finished with errors; see the sync_project logs."
-            )
+        if failure:
+            raise RuntimeError(failure)
         counts = summary.to_dict()
         counts.pop("planned", None)  # the dry-run plan can be long; the asset gets numbers only
         outlet_events[MIRROR].extra = {"bucket": params["bucket"], "prefix": params["prefix"],
                                        "aws_conn_id": params["aws_conn_id"], **counts}
         return counts
 
-    projects = list_projects()
-    results = sync_project.expand(project=projects)
-    retired = retire_removed_projects(projects, results)
+    plan = plan_work()
+    results = sync_batch.expand(batch=plan)
+    retired = retire_removed_projects(plan["done"], results)
     published = publish_catalog_tables(results, retired)
-    summarize(projects, results, retired) << published
+    summary = summarize(results, retired)
+    plan >> [published, summary]  # both read the plan's other results themselves: they run after a failure too
+    published >> summary
 
 
 aps_mirror()

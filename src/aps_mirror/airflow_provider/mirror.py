@@ -1,17 +1,30 @@
-"""The glue the `aps_mirror` DAG needs: an engine built from run params, and its retry policy.
+"""The glue the `aps_mirror` DAG needs: an engine built from run params, its retry policy, and
+the night's work plan (which projects each mapped `sync_batch` task syncs) in a compact form.
 
 Heavy imports (boto3, the engine) happen inside the functions, so parsing the DAG stays cheap.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+import math
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
 from aps_mirror.errors import AuthError, ConfigError
 
 if TYPE_CHECKING:
-    from aps_mirror.mirror.engine import MirrorEngine
+    from aps_mirror.mirror.engine import MirrorEngine, ProjectRef, ProjectResult, RunSummary
+
+# The `max_batches` DAG param: mapped sync tasks per run. Airflow maps at most
+# `[core] max_map_length` (1,024 by default) instances from one list.
+MAX_BATCHES_DEFAULT = 32
+MAX_BATCHES_LIMIT = 1024
+# A batch's time budget: HOURS_PER_WEIGHT per unit of `walk_weight` (a changed project's walk
+# weighs 1, a first copy or full walk 10), divided among its `project_workers`; at least
+# MIN_BATCH_HOURS. Generous on purpose: it stops a hung batch, not a slow one.
+HOURS_PER_WEIGHT = 2
+MIN_BATCH_HOURS = 2
 
 # Retrying cannot fix a bad connection or a dead refresh token: a person must act first.
 # Everything else (APS outages, rate limits that outlasted the client's own retries) retries.
@@ -65,3 +78,90 @@ def publish_catalog(params: Mapping[str, Any]) -> dict[str, int]:
     from aps_mirror.catalog.writer import CatalogWriter
 
     return CatalogWriter(mirror_s3(params), params["bucket"], params["prefix"]).publish_snapshot()
+
+
+def parse_max_batches(raw: Any) -> int:
+    """The `max_batches` param, checked like the sync options (a one-line ConfigError)."""
+    value = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if value is None or not 1 <= value <= MAX_BATCHES_LIMIT:
+        shown = repr(raw) if len(repr(raw)) <= 80 else repr(raw)[:77] + "..."
+        raise ConfigError(f"max_batches {shown} is not accepted: use a whole number from 1 to {MAX_BATCHES_LIMIT}.")
+    return value
+
+
+# -- the work plan, as XCom carries it -----------------------------------------------------------
+# Per-project dicts leave out every field at its default: a quiet project's result is its ids,
+# label, file count and calls (about 250 bytes), so a plan of 2,000 projects stays near 0.5 MB.
+_IDENTITY = ("project", "hub_id", "project_id")
+
+
+def compact_result(result: ProjectResult) -> dict[str, Any]:
+    from aps_mirror.mirror.engine import ProjectResult
+
+    defaults = ProjectResult(project="", hub_id="", project_id="").to_dict()
+    return {k: v for k, v in result.to_dict().items() if k in _IDENTITY or v != defaults[k]}
+
+
+def results_of(compact: Iterable[dict[str, Any] | None]) -> list[ProjectResult]:
+    from aps_mirror.mirror.engine import ProjectResult
+
+    return [ProjectResult.from_dict(r) for r in compact if r]
+
+
+def work_plan(projects: Sequence[ProjectRef], scanned: Sequence[ProjectResult], max_batches: int) -> dict[str, Any]:
+    """The night, as the scan decided it (`scanned`: one result per project, in order):
+
+    - `batches`: at most `max_batches` balanced lists of {"project": ref, "scan": its scan
+      result}, the projects that need a walk (none on a quiet night: nothing gets mapped);
+    - `done`: the results of the projects that need no walk: unchanged (their run record is
+      already in the catalog), or whose scan failed (a failed project tonight);
+    - `projects`: how many projects were listed.
+    """
+    from aps_mirror.mirror.batches import balanced_batches, walk_weight
+
+    dirty = [(p, s) for p, s in zip(projects, scanned, strict=True) if s.needs_walk is not None]
+    batches = balanced_batches(dirty, [walk_weight(s.needs_walk) for _, s in dirty], max_batches)
+    return {"batches": [[{"project": {k: v for k, v in p.to_dict().items() if v not in (None, ())},
+                          "scan": compact_result(s)} for p, s in batch] for batch in batches],
+            "done": [compact_result(s) for s in scanned if s.needs_walk is None],
+            "projects": len(projects)}
+
+
+def batch_work(batch: Sequence[Mapping[str, Any]]) -> tuple[list[ProjectRef], list[ProjectResult]]:
+    """A batch of the plan: its projects and their scan results."""
+    from aps_mirror.mirror.engine import ProjectRef, ProjectResult
+
+    return ([ProjectRef.from_dict(item["project"]) for item in batch],
+            [ProjectResult.from_dict(item["scan"]) for item in batch])
+
+
+def add_up_run(projects: int | None, done: Sequence[dict[str, Any]] | None,
+               synced: Sequence[dict[str, Any]], retired: Sequence[dict[str, Any]]) -> tuple[RunSummary, str | None]:
+    """The run's results added up (`done` by the scan, `synced` by the batches, `retired`), and
+    why the run failed: None when every listed project finished cleanly."""
+    from aps_mirror.mirror.engine import RunSummary
+
+    finished = results_of([*(done or []), *synced])
+    summary = RunSummary.combine(finished + results_of(retired))
+    if projects is None:
+        return summary, "plan_work failed, so nothing was mirrored; see its log."
+    unfinished = projects - len(finished)
+    if unfinished or summary.projects_failed:
+        return summary, (f"{unfinished} of {projects} project sync(s) did not finish and "
+                         f"{summary.projects_failed} finished with errors; see the sync_batch logs.")
+    return summary, None
+
+
+def batch_label(projects: Sequence[ProjectRef]) -> str:
+    """How a batch's mapped task instance is named in the UI."""
+    if len(projects) == 1:
+        return projects[0].label
+    return f"{projects[0].project_name} +{len(projects) - 1} more ({len(projects)} projects)"
+
+
+def batch_budget(reasons: Iterable[str | None], project_workers: int) -> timedelta:
+    """How long a batch may run: its walks' weights, `project_workers` at a time."""
+    from aps_mirror.mirror.batches import walk_weight
+
+    rounds = math.ceil(sum(walk_weight(r) for r in reasons) / max(project_workers, 1))
+    return timedelta(hours=max(MIN_BATCH_HOURS, rounds * HOURS_PER_WEIGHT))

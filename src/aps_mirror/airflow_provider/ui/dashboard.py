@@ -219,7 +219,7 @@ _ADVICE = (
      "(GetObject, PutObject, ListBucket, DeleteObject)."),
     (("could not copy", "sha-1", "checksum", "received", "transfer"),
      "The download failed or came back different; nothing was written. It is retried on the next run; "
-     "if the same file fails night after night, read that night's sync_project log."),
+     "if the same file fails night after night, read that night's sync_batch log (each lists its projects)."),
     (("401", "unauthorized", "invalid_client", "client credentials"),
      "Check the autodesk connection's client id and secret (Admin > Connections)."),
     (("403", "forbidden", "not authorized", "permission"),
@@ -234,5 +234,6 @@ def advice(reason: str, kind: str) -> str:
         if any(word in lowered for word in words):
             return text
     if kind == "project":
-        return "The whole project stopped: read its sync_project task log in Airflow; the next run retries it."
-    return "It is retried on the next run; if it keeps failing, read the sync_project task log of that night."
+        return ("The whole project stopped: read its night's sync_batch log (each lists its projects); "
+                "the next run retries it.")
+    return "It is retried on the next run; if it keeps failing, read the sync_batch task log of that night."
