@@ -1,4 +1,4 @@
-"""Deterministic file bodies generated on demand from (seed, content key); never stored."""
+"""File bodies: generated on demand from (seed, content key) and never stored, or uploaded and kept."""
 
 from __future__ import annotations
 
@@ -56,3 +56,37 @@ class DigestCache:
         with self._lock:
             self._digests[cache_key] = value
         return value
+
+
+class Blobs:
+    """Bodies uploaded through the write side, kept in memory with their SHA-1 (restores in tests
+    move megabytes, not gigabytes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bodies: dict[str, tuple[bytes, str]] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._lock:
+            self._bodies[key] = (data, hashlib.sha1(data).hexdigest())
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            found = self._bodies.get(key)
+        return None if found is None else found[0]
+
+    def sha1(self, key: str) -> str | None:
+        with self._lock:
+            found = self._bodies.get(key)
+        return None if found is None else found[1]
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._bodies.pop(key, None)
+
+
+def iter_slice(data: bytes, start: int = 0, end: int | None = None, piece: int = 256 * 1024) -> Iterator[bytes]:
+    """Yield bytes ``start..end`` (inclusive end) of a stored body in pieces."""
+    stop = len(data) if end is None else min(end + 1, len(data))
+    for pos in range(start, stop, piece):
+        yield data[pos:min(pos + piece, stop)]

@@ -42,6 +42,22 @@ class BadInput(DataManagementError):
     title = "One or more input values in the request were bad"
 
 
+class Forbidden(DataManagementError):
+    """The user may not change this folder (Data Management's own 403, not the gateway's)."""
+
+    status = 403
+    code = "FORBIDDEN"
+    title = "Forbidden"
+
+
+class Conflict(DataManagementError):
+    """A visible folder or item of that name already exists in the folder."""
+
+    status = 409
+    code = "CONFLICT"
+    title = "Conflict"
+
+
 class GatewayError(SimError):
     """API gateway error: ``{"developerMessage","userMessage","errorCode","more info"}``."""
 
@@ -99,7 +115,21 @@ class OSSError(SimError):
     """Object Storage Service error: ``{"reason": ...}``."""
 
 
-class SignedUrlDenied(SimError):
+class S3Error(SimError):
+    """An answer of S3 itself (a signed URL): ``<Error><Code>...`` XML."""
+
+    code = "InternalError"
+
+
+class SignedUrlDenied(S3Error):
     """An expired or forged signed URL: S3-style XML 403."""
 
     status = 403
+    code = "AccessDenied"
+
+
+class NoSuchUpload(S3Error):
+    """A part sent for an upload that was completed, discarded or never began."""
+
+    status = 404
+    code = "NoSuchUpload"

@@ -159,6 +159,35 @@ class Hub:
         return "hubs:autodesk.bim360:Account" if self.kind == ACC else "hubs:autodesk.core:Hub"
 
 
+@dataclass(eq=False, slots=True)
+class Reservation:
+    """A storage location made by ``POST .../storage``: an OSS object key awaiting its upload
+    (``content_key`` set once the upload completed) and then a version."""
+
+    object_key: str
+    project: Project
+    folder: Folder
+    name: str
+    create_time: float
+    content_key: str | None = None
+    size: int | None = None
+    content_type: str = "application/octet-stream"
+
+    @property
+    def storage_urn(self) -> str:
+        return f"urn:adsk.objects:os.object:{BUCKET}/{self.object_key}"
+
+
+class StoredObject(NamedTuple):
+    """What OSS holds under an object key: a version's content or a completed upload."""
+
+    id: str  # the version id, or the object's urn when no version uses it yet
+    object_key: str
+    size: int
+    content_key: str
+    mime_type: str
+
+
 class FileEntry(NamedTuple):
     """One file for ground truth: (hub name, project name, folder path, item id, tip version)."""
 

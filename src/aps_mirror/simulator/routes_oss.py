@@ -1,4 +1,4 @@
-"""OSS routes: ``signeds3download`` (complete/chunked/fallback) and the signed URL itself."""
+"""OSS download routes: ``signeds3download`` (complete/chunked/fallback) and the signed URL itself."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from . import content, serialize
+from . import serialize
 from .errors import OSSError
 from .model import BUCKET
 from .oauth import AccessToken
@@ -69,8 +69,8 @@ def register(app: FastAPI, sim: Simulator) -> None:
             minutes = 0
         if not 1 <= minutes <= 60:
             raise OSSError("minutesExpiration must be an integer between 1 and 60.", 400)
-        v = account.object_version(object_key) if bucket_key == BUCKET else None
-        if v is None or v.size is None:
+        v = account.stored_object(object_key) if bucket_key == BUCKET else None
+        if v is None:
             raise OSSError(f"Object doesn't exist: {bucket_key}/{object_key}", 404)
         status = sim.download_statuses.get(object_key, "complete")
         body: dict[str, Any] = {"status": status, "params": {}, "size": v.size}
@@ -83,7 +83,7 @@ def register(app: FastAPI, sim: Simulator) -> None:
             # A fallback (OSS) URL comes without a digest, and Autodesk gives sha1 "only when
             # available": huge objects go without, so signing stays instant.
             if status != FALLBACK and v.size <= SHA1_MAX_SIZE:
-                body["sha1"] = account.sha1(v)
+                body["sha1"] = account.content_sha1(v.content_key, v.size)
         return JSONResponse(body)
 
     @app.get(SIGNED_PREFIX + "{bucket_key}/{object_key:path}")
@@ -91,8 +91,9 @@ def register(app: FastAPI, sim: Simulator) -> None:
         params = request.query_params
         part = params.get("part")
         v = sim.check_download(bucket_key, object_key, params.get("Expires", ""), params.get("Signature", ""), part)
-        size = v.size or 0
-        etag = account.sha1(v) if size <= SHA1_MAX_SIZE else hashlib.md5(v.id.encode()).hexdigest()
+        size = v.size
+        etag = (account.content_sha1(v.content_key, size) if size <= SHA1_MAX_SIZE
+                else hashlib.md5(v.id.encode()).hexdigest())
         headers = {"Accept-Ranges": "bytes", "ETag": f'"{etag}"'}
         if part is not None:
             first, _, last = part.partition("-")
@@ -108,5 +109,5 @@ def register(app: FastAPI, sim: Simulator) -> None:
                 headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(max(0, end - start + 1))
         sim.traffic.add_download()
-        pieces = content.iter_bytes(account.seed, v.content_key or v.id, size, start, end)
+        pieces = account.iter_content(v.content_key, size, start, end)
         return StreamingResponse(_counted(sim, pieces), status, headers=headers, media_type=v.mime_type)

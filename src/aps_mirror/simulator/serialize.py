@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .clock import iso
+from .model import Reservation
 from .state import ACC, BUCKET, Folder, Hub, Item, Project, User, Version
 
 JSONAPI = {"version": "1.0"}
@@ -164,6 +165,25 @@ def version(base: str, v: Version, user: User) -> Doc:
                           "meta": {"link": _link(f"{base}/oss/v2/buckets/{BUCKET}/objects/{q(v.object_key or '')}")}}
     return {"type": "versions", "id": v.id, "attributes": attributes, "links": {"self": _link(url)},
             "relationships": rel}
+
+
+# ---- the write side
+def object_url(base: str, bucket: str, object_key: str) -> str:
+    return f"{base}/oss/v2/buckets/{bucket}/objects/{q(object_key)}"
+
+
+def storage(base: str, r: Reservation) -> Doc:
+    """``POST .../storage``: the object id and the folder it is reserved in."""
+    return {"jsonapi": JSONAPI, "links": {"self": _link(object_url(base, BUCKET, r.object_key))},
+            "data": {"type": "objects", "id": r.storage_urn,
+                     "relationships": {"target": {"links": {"related": _link(folder_url(base, r.folder))},
+                                                  "data": {"type": "folders", "id": r.folder.id}}}}}
+
+
+def object_details(base: str, r: Reservation, sha1: str) -> Doc:
+    """``POST .../signeds3upload``: the completed object."""
+    return {"bucketKey": BUCKET, "objectId": r.storage_urn, "objectKey": r.object_key, "size": r.size,
+            "contentType": r.content_type, "location": object_url(base, BUCKET, r.object_key), "sha1": sha1}
 
 
 def user_profile(u: User) -> Doc:

@@ -13,11 +13,12 @@ from .clock import Clock
 from .control import RateLimiter, Stats
 from .errors import BadInput, SignedUrlDenied
 from .faults import FaultInjector
-from .model import ACC, User
+from .model import ACC, Folder, StoredObject, User
 from .oauth import ACCESS_TOKEN_TTL, DEFAULT_REDIRECT_URIS, TokenService
 from .seed import DEMO_USER, VIEWER_USER, build
 from .ssa import Registration
 from .state import Account, FileEntry, Version
+from .uploads import Uploads
 
 COMPLETE, CHUNKED, FALLBACK = "complete", "chunked", "fallback"
 DOWNLOAD_STATUSES = (COMPLETE, CHUNKED, FALLBACK)
@@ -52,6 +53,7 @@ class Simulator:
         self.oauth.register_client(self.client_id, self.client_secret, list(redirect_uris))
         self.limiter = RateLimiter(self.clock, rate_scale)
         self.faults = FaultInjector(fault_seed)
+        self.uploads = Uploads(self.clock)
         self.traffic = Stats()
         self.rate_limit_headers = rate_limit_headers
         self.unreachable_regions: set[str] = set()
@@ -205,6 +207,11 @@ class Simulator:
         """2-legged apps and every user but the restricted ones see all folders."""
         return user_id not in self.restricted_users
 
+    def can_write(self, user_id: str | None, folder: Folder) -> bool:
+        """2-legged apps and admins write anywhere; a restricted user only into the folders open
+        to them (not the admin-only ones)."""
+        return self.is_admin(user_id) or not folder.restricted
+
     def user_of(self, user_id: str | None) -> User:
         return self.users.get(user_id or "", DEMO_USER)
 
@@ -248,8 +255,8 @@ class Simulator:
         return expires, self._signature(bucket, object_key, expires, part)
 
     def check_download(self, bucket: str, object_key: str, expires: str, signature: str,
-                       part: str | None = None) -> Version:
-        """The version behind a signed URL, or :class:`SignedUrlDenied` (forged or expired)."""
+                       part: str | None = None) -> StoredObject:
+        """The object behind a signed URL, or :class:`SignedUrlDenied` (forged or expired)."""
         try:
             expires_at = int(expires)
         except ValueError:
@@ -258,7 +265,7 @@ class Simulator:
             raise SignedUrlDenied("The request signature we calculated does not match the signature you provided.")
         if self.clock.now() >= expires_at:
             raise SignedUrlDenied("Request has expired")
-        version = self.account.object_version(object_key)
-        if version is None or version.size is None:
+        found = self.account.stored_object(object_key)
+        if found is None:
             raise SignedUrlDenied("The specified key does not exist.")
-        return version
+        return found

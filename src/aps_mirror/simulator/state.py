@@ -15,13 +15,36 @@ import uuid
 from collections.abc import Iterator
 
 from .clock import Clock
-from .content import DigestCache, body
-from .errors import BadInput, NotFound
-from .model import (ACC, BUCKET, DELETED, FILE, FUSION, FileEntry, Folder, Hub, Item, Project, User,
-                    Version, kind_types)
+from .content import Blobs, DigestCache, body, iter_bytes, iter_slice
+from .errors import BadInput, Conflict, Forbidden, NotFound
+from .model import (ACC, BUCKET, DELETED, FILE, FUSION, MIME_TYPES, FileEntry, Folder, Hub, Item, Project,
+                    Reservation, StoredObject, User, Version, kind_types)
 
 __all__ = ["ACC", "BUCKET", "FUSION", "Account", "FileEntry", "Folder", "Hub", "Item", "Project", "User",
            "Version"]
+
+
+MAX_FOLDER_DEPTH = 25  # Autodesk: "Folders can be nested up to 25 levels deep."
+MAX_NAME = 255
+
+
+def _check_new_name(name: str) -> None:
+    """Names given through the API: 1-255 characters, no path separators or control characters
+    (Autodesk asks to avoid more, e.g. ``<>:"|?*'$``; the simulator accepts those)."""
+    if not name or len(name) > MAX_NAME:
+        raise BadInput(f"A name must have 1 to {MAX_NAME} characters: {name!r}.")
+    if any(ch in "/\\" or ord(ch) < 32 for ch in name):
+        raise BadInput(f"Invalid name {name!r}: no '/', '\\' or control characters.")
+
+
+def _upload_content_key(object_key: str) -> str:
+    """The content key of an uploaded body (generated bodies are keyed by version id)."""
+    return f"upload:{object_key}"
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Docs compares names without regard to case (an inference; Autodesk does not document it)."""
+    return a.casefold() == b.casefold()
 
 
 class Account:
@@ -38,8 +61,10 @@ class Account:
         self._items: dict[str, Item] = {}
         self._versions: dict[str, Version] = {}
         self._objects: dict[str, Version] = {}
+        self._storage: dict[str, Reservation] = {}  # object key -> storage location (write side)
         self._counter = 0
         self._digests = DigestCache()
+        self._blobs = Blobs()
 
     # ---- identifiers (deterministic per seed and creation order)
     def _digest(self, kind: str) -> bytes:
@@ -169,6 +194,9 @@ class Account:
                         if version.object_key:
                             self._objects.pop(version.object_key, None)
                 stack.extend(folder.folders)
+            for key in [k for k, r in self._storage.items() if r.project is project]:
+                self._blobs.drop(_upload_content_key(key))
+                del self._storage[key]
 
     def _folder_id(self) -> str:
         return f"urn:adsk.wipprod:fs.folder:co.{self._short('folder')}"
@@ -238,8 +266,9 @@ class Account:
 
     def add_item(self, parent: Folder, name: str, size: int, content_key: str | None = None,
                  when: float | None = None, kind: str = FILE, published: bool = True,
-                 reserved: bool = False) -> Item:
-        """A new item with one version; ``published=False`` gives a C4R model with no storage."""
+                 reserved: bool = False, object_key: str | None = None) -> Item:
+        """A new item with one version; ``published=False`` gives a C4R model with no storage;
+        ``object_key``: the version's storage (else a new key)."""
         with self.lock:
             if not name:
                 raise BadInput("A file name is required.")
@@ -250,13 +279,13 @@ class Account:
                         reserved=reserved)
             self._items[item.id] = item
             parent.items.append(item)
-            self._append_version(item, name, size, content_key, t, stored=published)
+            self._append_version(item, name, size, content_key, t, stored=published, object_key=object_key)
             self._touch(parent, t, own=True)
             return item
 
     def add_version(self, item: Item, size: int | None = None, name: str | None = None,
                     content_key: str | None = None, when: float | None = None,
-                    same_content: bool = False) -> Version:
+                    same_content: bool = False, object_key: str | None = None) -> Version:
         with self.lock:
             t = self.clock.now() if when is None else when
             last_live = next((v for v in reversed(item.versions) if v.downloadable), None)
@@ -266,7 +295,7 @@ class Account:
             else:
                 new_size = size if size is not None else (last_live.size if last_live else 0)
                 key = content_key
-            version = self._append_version(item, new_name, int(new_size or 0), key, t)
+            version = self._append_version(item, new_name, int(new_size or 0), key, t, object_key=object_key)
             if item.hidden:
                 item.hidden = False
                 self._touch(item.parent, t, own=True)
@@ -275,13 +304,13 @@ class Account:
             return version
 
     def _append_version(self, item: Item, name: str, size: int, content_key: str | None, t: float,
-                        stored: bool = True) -> Version:
+                        stored: bool = True, object_key: str | None = None) -> Version:
         if size < 0:
             raise BadInput("A file size cannot be negative.")
         number = len(item.versions) + 1
         version_id = f"urn:adsk.wipprod:fs.file:vf.{item.vf_id}?version={number}"
         ext = posixpath.splitext(name)[1].lower()
-        object_key = f"{self._uuid('object')}{ext}"
+        object_key = object_key or f"{self._uuid('object')}{ext}"
         version_type = "versions:" + item.ext_type.split(":", 1)[1]
         if not stored:
             version = Version(version_id, item, number, name, t, None, None, None, version_type)
@@ -342,12 +371,16 @@ class Account:
             if not item.tip.deleted:
                 raise BadInput("The item is not deleted.")
             t = self.clock.now() if when is None else when
-            node: Folder | None = item.parent
-            while node is not None and node.hidden:
-                node.hidden = False
-                self._touch(node, t, own=True)
-                node = node.parent
+            self._unhide_folders(item, t)
             return self.add_version(item, when=t, same_content=True)
+
+    def _unhide_folders(self, item: Item, t: float) -> None:
+        """A restored item brings back the deleted folders above it (not their other content)."""
+        node: Folder | None = item.parent
+        while node is not None and node.hidden:
+            node.hidden = False
+            self._touch(node, t, own=True)
+            node = node.parent
 
     def _touch(self, folder: Folder, t: float, own: bool) -> None:
         """Stamp a change: the folder itself (when its own listing changed) and the rollup to the root."""
@@ -358,16 +391,116 @@ class Account:
             node.rollup = max(node.rollup, t)
             node = node.parent
 
+    # ---- the write side: storage locations, uploads, new folders, items and versions
+    def reserve_storage(self, folder: Folder, name: str, when: float | None = None) -> Reservation:
+        """``POST .../storage``: a new object key (``<uuid>.<ext>``) in the Docs bucket for ``folder``
+        (a deleted one too: a new version brings an item back there)."""
+        with self.lock:
+            _check_new_name(name)
+            t = self.clock.now() if when is None else when
+            ext = posixpath.splitext(name)[1].lower()
+            reservation = Reservation(f"{self._uuid('storage')}{ext}", folder.project, folder, name, t)
+            self._storage[reservation.object_key] = reservation
+            return reservation
+
+    def reservation(self, object_key: str) -> Reservation | None:
+        return self._storage.get(object_key)
+
+    def store_upload(self, reservation: Reservation, data: bytes, content_type: str | None = None) -> None:
+        """A completed upload: the object holds ``data`` (readable with signeds3download)."""
+        with self.lock:
+            key = _upload_content_key(reservation.object_key)
+            self._blobs.put(key, data)
+            reservation.content_key, reservation.size = key, len(data)
+            ext = posixpath.splitext(reservation.name)[1].lstrip(".").lower()
+            reservation.content_type = content_type or MIME_TYPES.get(ext, "application/octet-stream")
+
+    def stored_object(self, object_key: str) -> StoredObject | None:
+        """What OSS serves under ``object_key``: a version's content or a completed upload."""
+        version = self._objects.get(object_key)
+        if version is not None:
+            if version.size is None:
+                return None
+            return StoredObject(version.id, object_key, version.size, version.content_key or version.id,
+                                version.mime_type)
+        found = self._storage.get(object_key)
+        if found is None or found.content_key is None or found.size is None:
+            return None
+        return StoredObject(found.storage_urn, object_key, found.size, found.content_key, found.content_type)
+
+    def create_folder(self, parent: Folder, name: str, when: float | None = None) -> Folder:
+        """``POST .../folders``: refused in an ACC project's root, deeper than 25 levels, or on a name taken."""
+        with self.lock:
+            _check_new_name(name)
+            self._check_open(parent)
+            if parent.parent is None and parent.project.kind == ACC:
+                raise Forbidden("Folders of an ACC project are created inside a top folder, not in the root.")
+            if len(parent.path) >= MAX_FOLDER_DEPTH:
+                raise BadInput(f"Folders can be nested up to {MAX_FOLDER_DEPTH} levels deep.")
+            if any(not f.hidden and _same_name(f.name, name) for f in parent.folders):
+                raise Conflict(f"A folder named {name!r} already exists in {parent.name!r}.")
+            return self.add_folder(parent, name, when)
+
+    def create_item(self, parent: Folder, name: str, object_key: str, when: float | None = None) -> Item:
+        """``POST .../items``: a new item whose first version is the uploaded object."""
+        with self.lock:
+            _check_new_name(name)
+            self._check_open(parent)
+            if any(not i.hidden and _same_name(i.display_name, name) for i in parent.items):
+                raise Conflict(f"An item named {name!r} already exists in {parent.name!r}.")
+            upload = self._uploaded(parent.project, object_key)
+            return self.add_item(parent, name, upload.size or 0, upload.content_key, when, object_key=object_key)
+
+    def create_version(self, item: Item, name: str, object_key: str, when: float | None = None) -> Version:
+        """``POST .../versions``: a new tip from the uploaded object; a deleted item comes back
+        (with the deleted folders above it)."""
+        with self.lock:
+            _check_new_name(name)
+            if any(other is not item and not other.hidden and _same_name(other.display_name, name)
+                   for other in item.parent.items):
+                raise Conflict(f"An item named {name!r} already exists in {item.parent.name!r}.")
+            upload = self._uploaded(item.project, object_key)
+            t = self.clock.now() if when is None else when
+            if item.hidden:
+                self._unhide_folders(item, t)
+            return self.add_version(item, size=upload.size, name=name, content_key=upload.content_key, when=t,
+                                    object_key=object_key)
+
+    def _uploaded(self, project: Project, object_key: str) -> Reservation:
+        found = self._storage.get(object_key)
+        if found is None or found.project is not project:
+            raise BadInput(f"The storage object {object_key} was not created in this project.")
+        if found.content_key is None:
+            raise BadInput(f"The storage object {object_key} has no content: complete its upload first.")
+        if object_key in self._objects:
+            raise BadInput(f"The storage object {object_key} already holds a version.")
+        return found
+
+    @staticmethod
+    def _check_open(folder: Folder) -> None:
+        if folder.hidden:
+            raise BadInput(f"The folder {folder.name!r} is deleted.")
+
     # ---- content
+    def iter_content(self, content_key: str, size: int, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes ``start..end`` of a body: uploaded (kept) or generated."""
+        uploaded = self._blobs.get(content_key)
+        if uploaded is not None:
+            return iter_slice(uploaded, start, end)
+        return iter_bytes(self.seed, content_key, size, start, end)
+
+    def content_sha1(self, content_key: str, size: int) -> str:
+        return self._blobs.sha1(content_key) or self._digests.sha1(self.seed, content_key, size)
+
     def file_bytes(self, version: Version) -> bytes:
         if version.size is None or version.content_key is None:
             raise NotFound(f"The version {version.id} has no content (deleted).")
-        return body(self.seed, version.content_key, version.size)
+        return self._blobs.get(version.content_key) or body(self.seed, version.content_key, version.size)
 
     def sha1(self, version: Version) -> str:
         if version.size is None or version.content_key is None:
             raise NotFound(f"The version {version.id} has no content (deleted).")
-        return self._digests.sha1(self.seed, version.content_key, version.size)
+        return self.content_sha1(version.content_key, version.size)
 
     # ---- ground truth
     def iter_files(self, include_deleted: bool = False) -> Iterator[FileEntry]:

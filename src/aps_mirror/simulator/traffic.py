@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from aps_mirror.aps.endpoints import SIGNED_URL_DOWNLOAD, classify
+from aps_mirror.aps.endpoints import SIGNED_URL_DOWNLOAD, SIGNED_URL_UPLOAD, classify
 
 from .faults import BOM, RANGE_403, RESET, SLOW, STATUS, TIMEOUT, TRUNCATE, Fault
 
@@ -28,7 +28,7 @@ Scope = dict[str, Any]
 
 def fault_response(fault: Fault, endpoint: str) -> Response:
     """The answer of a ``status`` (or ``range403``) fault, in the envelope of that endpoint."""
-    if fault.kind == RANGE_403 or (endpoint == SIGNED_URL_DOWNLOAD and fault.status == 403):
+    if fault.kind == RANGE_403 or (endpoint in (SIGNED_URL_DOWNLOAD, SIGNED_URL_UPLOAD) and fault.status == 403):
         xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
                f"<Message>{html.escape('Request has expired')}</Message></Error>")
         return Response(xml, 403, media_type="application/xml")
@@ -38,6 +38,13 @@ def fault_response(fault: Fault, endpoint: str) -> Response:
     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
     return JSONResponse({"developerMessage": f"Simulated fault (HTTP {fault.status}).", "userMessage": "",
                          "errorCode": "", "more info": MORE_INFO}, fault.status, headers=headers)
+
+
+def _endpoint(path: str, method: str) -> str:
+    """The endpoint class of a request; a signed URL is S3's: a GET downloads, a PUT uploads a part."""
+    if path.startswith(SIGNED_PREFIX):
+        return SIGNED_URL_UPLOAD if method == "PUT" else SIGNED_URL_DOWNLOAD
+    return classify(path, method)
 
 
 def _range_start(scope: Scope) -> int | None:
@@ -81,7 +88,7 @@ class SimApp(FastAPI):
             await super().__call__(scope, receive, send)
             return
         sim = self.sim
-        endpoint = SIGNED_URL_DOWNLOAD if path.startswith(SIGNED_PREFIX) else classify(path)
+        endpoint = _endpoint(path, scope["method"])
         fault = sim.faults.take(endpoint, _range_start(scope) if endpoint == SIGNED_URL_DOWNLOAD else None)
         state: dict[str, Any] = scope.setdefault("state", {})
         recorded = {"done": False}

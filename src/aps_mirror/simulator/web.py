@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from aps_mirror.aps.endpoints import classify
 
 from .errors import (AuthorizePageError, BadInput, DataManagementError, GatewayError, NoPrivilege, OAuthError,
-                     OSSError, RateLimited, SignedUrlDenied, SimError)
+                     OSSError, RateLimited, S3Error, SimError)
 from .oauth import AccessToken
 from .sim import Simulator
 
@@ -43,8 +43,8 @@ def render_error(exc: SimError) -> Response:
     if isinstance(exc, AuthorizePageError):
         return HTMLResponse(page("Authorization error", f"<p class='error'>{html.escape(exc.message)}</p>"),
                             exc.status)
-    if isinstance(exc, SignedUrlDenied):
-        xml = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
+    if isinstance(exc, S3Error):
+        xml = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{exc.code}</Code>"
                f"<Message>{html.escape(exc.message)}</Message></Error>")
         return Response(xml, exc.status, media_type="application/xml")
     if isinstance(exc, OSSError):
@@ -179,20 +179,31 @@ def matches(attributes: dict[str, Any], filters: list[Filter]) -> bool:
 
 def auth_dependencies(sim: Simulator) -> tuple[Callable[..., AccessToken], Callable[..., AccessToken]]:
     """(bearer, data_reader) FastAPI dependencies bound to ``sim``."""
+    return _bearer(sim), scoped(sim, "data:read")
 
+
+def _bearer(sim: Simulator) -> Callable[..., AccessToken]:
     def bearer(request: Request) -> AccessToken:
         """Authenticate the bearer token, then charge the caller's rate budget."""
         token = sim.oauth.validate(request.headers.get("authorization"))
-        charge(sim, request, token.client_id, classify(request.scope["path"]))
+        charge(sim, request, token.client_id, classify(request.scope["path"], request.method))
         return token
 
-    def data_reader(request: Request) -> AccessToken:
+    return bearer
+
+
+def scoped(sim: Simulator, *scopes: str) -> Callable[..., AccessToken]:
+    """A dependency: a valid bearer token that carries every one of ``scopes`` (else 403 AUTH-010)."""
+    bearer = _bearer(sim)
+
+    def dependency(request: Request) -> AccessToken:
         token = bearer(request)
-        if "data:read" not in token.scopes:
-            raise NoPrivilege("The token does not have the data:read scope.")
+        missing = [s for s in scopes if s not in token.scopes]
+        if missing:
+            raise NoPrivilege(f"The token does not have the {' and '.join(missing)} scope.")
         return token
 
-    return bearer, data_reader
+    return dependency
 
 
 def charge(sim: Simulator, request: Request, client_id: str, endpoint: str) -> None:
