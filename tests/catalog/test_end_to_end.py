@@ -42,6 +42,8 @@ class Mirror:
             cursor = con.execute(f"SELECT * FROM {table}")
             names = [d[0] for d in cursor.description]
             tables[table] = [dict(zip(names, row)) for row in cursor.fetchall()]
+            if not reader.list_objects(self.s3, self.bucket, PREFIX, table):
+                continue  # never written by a sync (verifications): pyarrow has no folder to read
             stored = [c.name for c in spec.columns]  # the partition column's type is the engine's guess
             arrow = ds.dataset(f"{self.bucket}/{catalog_prefix(PREFIX)}/{table}", filesystem=self.arrow_s3,
                                format="parquet", partitioning="hive").to_table()

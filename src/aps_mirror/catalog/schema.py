@@ -84,7 +84,8 @@ PUBLISHED = _c("catalog_published_at", TIMESTAMP, "When this snapshot of the tab
 HUB_PARTITION = _c("hub", pa.string(), "Partition: hub_id made safe for an S3 key (characters other "
                    "than letters, digits, `.`, `_` and `-` replaced, plus a short hash).")
 RUN_DATE_PARTITION = _c("run_date", pa.date32(), "Partition: the UTC date the run started (its "
-                        "earliest project's started_at), the same for all the run's rows.")
+                        "earliest project's started_at; a verification's started_at), the same for "
+                        "all the run's rows.")
 RECORD_ID = _c("record_id", pa.string(), "Identifies one project run record (one attempt at one "
                "project in one run; a retried task adds another): `<project_id>__<started>-<random>`. "
                "Joins runs and events; null in rows written before the column existed.")
@@ -277,7 +278,48 @@ EVENTS = Table(
     ),
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (FILES, VERSIONS, FOLDERS, PROJECTS, RUNS, EVENTS)}
+VERIFICATIONS = Table(
+    name="verifications",
+    description="What each `aps-mirror verify` found: one row per verification and project checked, "
+                "plus one (project columns null) for findings outside every project and what could not "
+                "be checked; one object per verification (append-only).",
+    kind=APPEND,
+    layout="verifications/run_date=<YYYY-MM-DD>/<verification_id>.parquet",
+    partition=RUN_DATE_PARTITION,
+    columns=(
+        _c("verification_id", pa.string(), "The verification: `verify__<started>`; joins its rows."),
+        *IDS,
+        _c("started_at", TIMESTAMP, "When the verification started."),
+        _c("finished_at", TIMESTAMP, "When it finished."),
+        _c("duration_seconds", pa.float64(), "finished_at - started_at, in seconds."),
+        _c("deep", pa.bool_(), "Objects were re-read and their SHA-1 checked (--deep)."),
+        _c("sample", pa.int64(), "--sample N: that many objects re-read at random; null: every "
+           "object (deep) or none."),
+        _c("against_autodesk", pa.bool_(), "The mirror was compared with a full walk of Autodesk "
+           "(--conn-id): outdated and not_mirrored are counted."),
+        _c("clean", pa.bool_(), "Nothing found in this row's scope and everything could be checked; "
+           "the verification is clean when all its rows are."),
+        _c("objects_checked", pa.int64(), "Objects the manifests reference that were checked "
+           "(presence, size, metadata)."),
+        _c("objects_read", pa.int64(), "Of those, objects re-read in full (deep)."),
+        _c("bytes_read", pa.int64(), "Bytes re-read."),
+        _c("missing", pa.int64(), "Objects a manifest references that are not in S3."),
+        _c("corrupt", pa.int64(), "Objects whose size, metadata (item, version) or SHA-1 is not the "
+           "manifest's."),
+        _c("orphans", pa.int64(), "Objects under a project's root that no manifest references."),
+        _c("outdated", pa.int64(), "Files the mirror holds at another version than Autodesk's."),
+        _c("not_mirrored", pa.int64(), "Files Autodesk has (in the mirror's selection) that the "
+           "mirror does not hold."),
+        _c("stale_uploads", pa.int64(), "Multipart uploads begun and never completed nor aborted."),
+        _c("error_count", pa.int32(), "Number of entries in errors."),
+        _c("errors", pa.list_(pa.string()), "What could not be checked, and why."),
+        _c("findings", pa.string(), "JSON: {category: [{key, item_id, path, why, project_id}]} for "
+           "the categories above."),
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (FILES, VERSIONS, FOLDERS, PROJECTS, RUNS, EVENTS,
+                                                VERIFICATIONS)}
 SNAPSHOT_TABLES = tuple(n for n, t in TABLES.items() if t.kind == SNAPSHOT)
 
 

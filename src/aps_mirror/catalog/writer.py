@@ -35,10 +35,11 @@ from aps_mirror.catalog.layout import (key_safe, partitions_of, run_object_key, 
                                        schema_key, staged_key, staging_prefix, table_prefix)
 from aps_mirror.catalog.records import CatalogEvent, ProjectRun
 from aps_mirror.catalog.schema import (EVENTS, HUB_PARTITION, PROJECTS, RUN_DATE_PARTITION, RUNS,
-                                       SNAPSHOT_TABLES, TABLES, schema_document)
+                                       SNAPSHOT_TABLES, TABLES, VERIFICATIONS, schema_document)
 from aps_mirror.catalog.snapshot import Row, build_snapshot, id_columns
 from aps_mirror.errors import ConfigError, s3_write
 from aps_mirror.mirror.manifest import Manifest, ManifestStore
+from aps_mirror.mirror.verify_report import CATEGORIES, VerifyReport
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +300,33 @@ class CatalogWriter:
                 if key not in keep:
                     self.s3.delete_object(Bucket=self.bucket, Key=key)
                     log.info("removed s3://%s/%s: its hub is no longer mirrored", self.bucket, key)
+
+    # -- verifications: one object per verification, written whole --------------------------
+    def record_verification(self, report: VerifyReport) -> str:
+        """Write a verification's rows (`VerifyReport.parts`: one per project checked, and one for
+        what belongs to no project) as one object, in one PUT; returns its key."""
+        started, finished = parquet.to_datetime(report.started_at), parquet.to_datetime(report.finished_at)
+        common = {"verification_id": report.verification_id, "started_at": started, "finished_at": finished,
+                  "duration_seconds": (finished - started).total_seconds() if started and finished else None,
+                  "deep": report.deep, "sample": report.sample, "against_autodesk": report.against_autodesk}
+        rows = []
+        for part in report.parts():
+            project = part.project
+            ids = (id_columns(project.hub_id, project.hub_name, project.project_id, project.project_name)
+                   if project else {})
+            rows.append({**common, **ids, "clean": part.clean,
+                         "objects_checked": project.objects_checked if project else 0,
+                         "objects_read": project.objects_read if project else 0,
+                         "bytes_read": project.bytes_read if project else 0,
+                         **{c: len(part.findings[c]) for c in CATEGORIES},
+                         "error_count": len(part.errors), "errors": part.errors,
+                         "findings": json.dumps({c: [f.to_dict() for f in part.findings[c]] for c in CATEGORIES},
+                                                ensure_ascii=False)})
+        day = (started or datetime.now(timezone.utc)).date()
+        key = run_object_key(self.prefix, VERIFICATIONS.name, day, report.verification_id)
+        self._put(key, parquet.encode(VERIFICATIONS, rows))
+        self.write_schema()  # `_schema.json` describes the table from its first row on
+        return key
 
     # -- shared ------------------------------------------------------------------------------
     def write_schema(self) -> None:
