@@ -237,8 +237,14 @@ class MirrorEngine:
 
         if len(projects) <= 1 or parallel <= 1:
             return [guarded(p) for p in projects]
-        with ContextThreadPool(max_workers=min(parallel, len(projects)), thread_name_prefix="aps-mirror-project") as pool:
-            return list(pool.map(guarded, projects))
+        pool = ContextThreadPool(max_workers=min(parallel, len(projects)), thread_name_prefix="aps-mirror-project")
+        try:
+            results = list(pool.map(guarded, projects))
+        except BaseException:  # a timeout or an interrupt: start no other project, wait for none
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return results
 
     def scan_project(self, project: ProjectRef) -> ProjectResult:
         """One project's check: its manifest, and its root folder's rollup unless the manifest
