@@ -8,7 +8,6 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -17,8 +16,8 @@ import requests
 import yaml
 
 from aps_mirror.simulator import Simulator, SimulatorServer
+from tests.specs import spec_path
 
-SPEC_DIR = Path("/work/shared/aps-openapi")
 REDIRECT = "http://localhost:8080/callback"
 
 
@@ -134,7 +133,7 @@ def _patch(node: Any) -> None:
 
 @lru_cache(maxsize=None)
 def _spec(name: str) -> dict[str, Any]:
-    spec = yaml.safe_load((SPEC_DIR / name).read_text())
+    spec = yaml.safe_load(spec_path(f"aps-openapi/{name}").read_text(encoding="utf-8"))
     _patch(spec)
     return spec
 
