@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -120,8 +122,23 @@ class Deployment:
         return self.api.get(url, timeout=5).json()
 
     def task_instances(self, run: dict) -> list[dict]:
+        """Every task instance of the run (mapped ones one by one), page after page."""
         url = f"{self.base}/api/v2/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}/taskInstances"
-        return self.api.get(url, timeout=10).json()["task_instances"]
+        found: list[dict] = []
+        while True:
+            page = self.api.get(url, params={"limit": 100, "offset": len(found)}, timeout=30).json()
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
+
+    def tasks(self, dag_id: str) -> list[dict]:
+        """The DAG's tasks as parsed (task_id, downstream_task_ids, is_mapped, pool, ...)."""
+        return self.api.get(f"{self.base}/api/v2/dags/{dag_id}/tasks", timeout=30).json()["tasks"]
+
+    @staticmethod
+    def run_seconds(run: dict) -> float:
+        """A finished run's wall time as Airflow recorded it (start_date to end_date)."""
+        return (datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])).total_seconds()
 
     def task_logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted((self.home / "logs").rglob("*.log")))
@@ -189,3 +206,46 @@ def airflow_deployment(home: Path, dags_folder: Path, *, executor: str = "LocalE
     finally:
         stop_processes(processes)
         pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def unscheduled_dag(source: Path, folder: Path) -> Path:
+    """`source` copied into `folder` with `schedule=None`: unpausing the DAG to trigger it must
+    not also start the run of its latest schedule interval."""
+    text, found = re.subn(r'schedule=("[^"]*"|timedelta\([^)]*\))', "schedule=None", source.read_text())
+    assert found == 1, f"{source.name}: expected one schedule= to replace, found {found}"
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / source.name
+    copy.write_text(text)
+    return copy
+
+
+def mirror_connections(*, aps_url: str, client_id: str, client_secret: str, s3_endpoint: str,
+                       autodesk_extra: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The `autodesk_default` and `aws_default` connections of a mirror, as conn JSON (the
+    form of `airflow connections add --conn-json` and of `AIRFLOW_CONN_*` variables)."""
+    return {
+        "autodesk_default": {"conn_type": "autodesk", "host": aps_url, "login": client_id,
+                             "password": client_secret,
+                             "extra": {"auth_mode": "client_credentials", **(autodesk_extra or {})}},
+        "aws_default": {"conn_type": "aws", "login": "mirror-key", "password": "mirror-secret",
+                        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}},
+    }
+
+
+@contextmanager
+def mirror_deployment(home: Path, connections: dict[str, dict[str, Any]], *, bucket: str,
+                      pool_slots: int = 4) -> Iterator[Deployment]:
+    """A deployment running the real `aps_mirror` DAG (unscheduled: runs start when triggered),
+    set up as the DAG's doc says: the `autodesk_api` pool and the `connections`
+    (`mirror_connections`), with `bucket` as the DAG's default. Airflow's configuration stays
+    at its defaults otherwise (max_map_length included)."""
+    dags = home / "dags"
+    unscheduled_dag(REPO / "dags" / "aps_mirror.py", dags)
+
+    def setup(env: dict[str, str]) -> None:
+        run_airflow(env, "pools", "set", "autodesk_api", str(pool_slots), "APS API concurrency")
+        for conn_id, conn in connections.items():
+            run_airflow(env, "connections", "add", conn_id, "--conn-json", json.dumps(conn))
+
+    with airflow_deployment(home, dags, setup=setup, extra_env={"APS_MIRROR_BUCKET": bucket}) as deployment:
+        yield deployment
