@@ -125,10 +125,13 @@ class ApsTransport:
         authenticated: bool = True,
         stream: bool = False,
         endpoint: str | None = None,
+        json: Any = None,
+        data: bytes | None = None,
     ) -> requests.Response:
-        """Send one logical request; raise ApiError for a final error status."""
+        """Send one logical request; raise ApiError for a final error status. A body (`json`
+        or `data`) is held whole, so every retry sends it again."""
         url = self.url(path_or_url)
-        endpoint = endpoint or endpoints.classify(urlsplit(url).path)
+        endpoint = endpoint or endpoints.classify(urlsplit(url).path, method)
         extra_headers = dict(headers or {})
         if authenticated and self.connection.user_id:
             extra_headers.setdefault("x-user-id", self.connection.user_id)
@@ -142,7 +145,7 @@ class ApsTransport:
             self.counter.sent(endpoint)
             try:
                 response = self.session.request(
-                    method, url, params=params, headers=extra_headers, stream=stream,
+                    method, url, params=params, headers=extra_headers, stream=stream, json=json, data=data,
                     auth=self._auth if authenticated else None, timeout=self.timeout,
                 )
             except requests.RequestException as exc:
@@ -167,7 +170,7 @@ class ApsTransport:
             return response
 
         try:
-            response = make_retrying(self.retry_policy, describe=f"GET {endpoint}")(attempt)
+            response = make_retrying(self.retry_policy, describe=f"{method} {endpoint}")(attempt)
         except RetryableResponse as exc:
             response = exc.response
         if response.status_code >= 400:
