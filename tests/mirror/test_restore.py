@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from aps_mirror.aps.client import ApsClient
-from aps_mirror.aps.transport import ApsTransport
+from aps_mirror.aps.transport import ApsTransport, CallCounter
+from aps_mirror.aps.uploads import PART_SIZE
 from aps_mirror.aps.auth import MemoryTokenStore
 from aps_mirror.connection import AuthMode
 from aps_mirror.errors import ApsMirrorError, ConfigError
@@ -68,8 +69,17 @@ def test_round_trip_restores_a_deleted_folder_as_of_before_the_changes(simulator
     mirror(writer, s3, bucket, versions="all")  # marked deleted, kept (policy keep)
     assert not files_under(sim, PROJECT, FOLDER)
 
-    summary = restore(writer, s3, bucket, path="/".join(FOLDER), as_of=as_of)
+    with CallCounter.tally() as calls:
+        summary = restore(writer, s3, bucket, path="/".join(FOLDER), as_of=as_of)
     assert (summary.files_restored, summary.files_failed, summary.not_restorable) == (len(then), 0, [])
+    # Each request went through the transport, counted in its write class; parts of 8 MiB at most.
+    sent = calls.snapshot()
+    parts = sum(max(1, -(-v.size // PART_SIZE)) for v in then.values())
+    assert {k: sent.get(k) for k in ("storage", "create_item", "complete_upload", "upload")} == {
+        "storage": len(then), "create_item": len(then), "complete_upload": len(then), "upload": parts}
+    assert parts > len(then) and sent["signeds3upload"] == len(then)
+    below = {where[:depth] for where in then for depth in range(1, len(where))}  # subfolders of Structure
+    assert below and sent["create_folder"] == 2 + len(below)  # "Restored <date>", "Structure", and those
     assert summary.bytes_restored == sum(v.size for v in then.values())
     restored = files_under(sim, PROJECT, ("Project Files", f"Restored {TODAY}", "Structure"))
     assert set(restored) == set(then)
