@@ -185,3 +185,19 @@ def test_a_version_the_mirror_never_saw_is_not_replaced_by_an_earlier_one(simula
     assert summary.files_restored == 0
     [refused] = summary.not_restorable
     assert refused["item_id"] == target.item_id and "never saw" in refused["reason"]
+
+
+def test_a_failed_file_is_reported_and_the_rerun_finishes_the_job(simulator, writer, s3, bucket):
+    sim = simulator.sim
+    mirror(writer, s3, bucket)
+    expected = files_under(sim, PROJECT, FOLDER)
+    sim.inject_fault("upload", status=500, count=None)  # every part PUT fails, after the retries
+    first = restore(writer, s3, bucket, path="/".join(FOLDER))
+    assert (first.files_restored, first.files_failed) == (0, len(expected))
+    assert all("500" in f["error"] for f in first.failed)
+    sim.clear_faults()
+    sim.inject_fault("create_item", status=503, count=2)  # transient: the transport retries
+    second = restore(writer, s3, bucket, path="/".join(FOLDER))
+    assert (second.files_restored, second.files_failed, second.files_skipped) == (len(expected), 0, 0)
+    restored = files_under(sim, PROJECT, ("Project Files", f"Restored {TODAY}", "Structure"))
+    assert {w: sim.sha1(v.id) for w, v in restored.items()} == {w: sim.sha1(v.id) for w, v in expected.items()}
