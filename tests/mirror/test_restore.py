@@ -109,7 +109,7 @@ def test_dry_run_writes_nothing(simulator, writer, s3, bucket):
     summary = restore(writer, s3, bucket, path="/".join(FOLDER), dry_run=True)
     expected = files_under(simulator.sim, PROJECT, FOLDER)
     assert summary.files_restored == len(expected) and summary.files_failed == 0
-    assert {p["target"] for p in summary.planned} == {
+    assert {p["target"] for p in summary.restored} == {
         "/".join(("Project Files", f"Restored {TODAY}", "Structure", *where)) for where in expected}
     calls = writer.transport.counter.snapshot()
     assert not {k for k in calls if calls[k] != before.get(k, 0)} & WRITES
@@ -147,6 +147,13 @@ def test_a_version_not_kept_is_reported_not_replaced(simulator, writer, s3, buck
     assert summary.files_restored == 0
     [refused] = summary.not_restorable
     assert refused["item_id"] == target.item_id and "cannot be restored as of that time" in refused["reason"]
+
+
+def test_a_path_that_matches_nothing_is_refused(simulator, writer, s3, bucket):
+    mirror(writer, s3, bucket)
+    with pytest.raises(ConfigError, match="No mirrored file of the projects Riverside Tower is under "
+                                          "Project Files/Nope"):
+        restore(writer, s3, bucket, path="Project Files/Nope")
 
 
 def test_missing_write_scope_is_one_clear_error(simulator, aps, s3, bucket):

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump({**summary.to_dict(), "dry_run": request.dry_run}, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
-        for step in summary.planned:
+        for step in summary.restored:
             verb = "would restore" if request.dry_run else "restored"
             print(f"{verb} {step['path']} (v{step['version_number']}, {step['size']} bytes) -> {step['target']}")
         print(summary.format_text())

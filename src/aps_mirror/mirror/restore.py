@@ -69,12 +69,12 @@ class RestoreSummary:
     files_skipped: int = 0
     not_restorable: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
-    planned: list[dict[str, Any]] = field(default_factory=list)  # what was (or, dry, would be) restored
+    restored: list[dict[str, Any]] = field(default_factory=list)  # what was (dry run: would be) restored
 
     def to_dict(self) -> dict[str, Any]:
         return {"files_restored": self.files_restored, "bytes_restored": self.bytes_restored,
                 "files_failed": self.files_failed, "files_skipped": self.files_skipped,
-                "not_restorable": self.not_restorable, "failed": self.failed, "planned": self.planned}
+                "not_restorable": self.not_restorable, "failed": self.failed, "restored": self.restored}
 
     def format_text(self) -> str:
         lines = [f"{self.files_restored} file(s) restored ({self.bytes_restored} bytes), "
@@ -229,6 +229,10 @@ class Restorer:
         if not manifests:
             raise ConfigError(f"s3://{self.bucket}/{self.prefix} holds no manifest: check --bucket and --prefix.")
         files, not_restorable = plan_restore(manifests, self.request)
+        if not files and not not_restorable:
+            when = f" as of {self.request.as_of.isoformat()}" if self.request.as_of else ""
+            raise ConfigError(f"No mirrored file of the projects {', '.join(self.request.projects)} is under "
+                              f"{self.request.path or 'their top folders'}{when}: check --project and --path.")
         summary = RestoreSummary(not_restorable=not_restorable)
         for path in (f["path"] for f in not_restorable):
             log.warning("not restorable as of %s: %s", self.request.as_of, path)
@@ -271,17 +275,16 @@ class Restorer:
             summary.files_skipped += 1  # restored by an earlier run
             return
         target = "/".join([*path, name])
-        if folder is None:  # dry run: the folder would be created
-            self._restored(summary, file, target)
-            return
-        if self.request.dry_run:
+        if folder is None or self.request.dry_run:  # None: a folder a real run would create
             self._restored(summary, file, target)
             return
         with self._source(file) as body:
             uploaded = self.uploader.upload(file.project.project_id, ("folders", folder.id), name, body, file.size)
         self._check_sha1(file, uploaded.sha1)
-        item_id, _version = self.uploader.create_item(file.project.project_id, folder, name, uploaded)
-        tree.added(folder, Item(item_id, name, False, False, None, None, None))
+        item_id, version_id = self.uploader.create_item(file.project.project_id, folder, name, uploaded)
+        # Known at once to the next file of this run that would land on the same name.
+        tip = Version(version_id, name, 1, file.size, uploaded.storage_urn, None, None, None)
+        tree.added(folder, Item(item_id, name, False, False, None, version_id, tip))
         self._restored(summary, file, target)
 
     def _restore_in_place(self, file: RestoreFile, summary: RestoreSummary) -> None:
@@ -337,7 +340,7 @@ class Restorer:
     def _restored(summary: RestoreSummary, file: RestoreFile, target: str) -> None:
         summary.files_restored += 1
         summary.bytes_restored += file.size
-        summary.planned.append({"project": file.project.project_name, "path": file.source_path,
+        summary.restored.append({"project": file.project.project_name, "path": file.source_path,
                                 "version_number": file.version_number, "size": file.size, "target": target})
 
     @staticmethod
