@@ -208,3 +208,20 @@ def test_a_failed_file_is_reported_and_the_rerun_finishes_the_job(simulator, wri
     assert (second.files_restored, second.files_failed, second.files_skipped) == (len(expected), 0, 0)
     restored = files_under(sim, PROJECT, ("Project Files", f"Restored {TODAY}", "Structure"))
     assert {w: sim.sha1(v.id) for w, v in restored.items()} == {w: sim.sha1(v.id) for w, v in expected.items()}
+
+
+def test_in_place_as_of_makes_the_earlier_bytes_a_new_version(simulator, writer, s3, bucket):
+    sim = simulator.sim
+    mirror(writer, s3, bucket, versions="all")
+    target = next(f for f in sim.iter_files() if f.project == PROJECT and f.path == FOLDER)
+    as_of = sim_now(sim)
+    sim.advance_clock(60)
+    bad = sim.add_version(target.item_id, size=3333)
+    mirror(writer, s3, bucket, versions="all")
+    path = "/".join((*FOLDER, target.tip.name))
+    summary = restore(writer, s3, bucket, path=path, as_of=as_of, in_place=True)
+    assert (summary.files_restored, summary.files_failed) == (1, 0)
+    tip = sim.account.item(target.item_id).tip
+    assert tip.id not in (bad, target.tip.id) and sim.sha1(tip.id) == sim.sha1(target.tip.id)
+    again = restore(writer, s3, bucket, path=path, as_of=as_of, in_place=True)
+    assert (again.files_restored, again.files_skipped) == (0, 1)
