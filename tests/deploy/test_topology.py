@@ -154,15 +154,18 @@ def test_celery_deployment_mirrors_the_demo_account(deployment, s3):
 
     files = selected_by_default(simulator.sim)  # the DAG's default top folders
     copied = []
-    for run in finished:
+    for night, run in enumerate(finished):
         run_url = f"{runs_url}/{run['dag_run_id']}"
         tasks = api.get(f"{run_url}/taskInstances", timeout=10).json()["task_instances"]
-        mapped = [t for t in tasks if t["task_id"] == "sync_project"]
-        assert len(mapped) == 3 and all(t["state"] == "success" for t in mapped)
-        assert {t["rendered_map_index"] for t in mapped} == {
-            "Northwind Construction / Riverside Tower", "Northwind Construction / Harbor Bridge Retrofit",
-            "Fusion Design Team / Drone Gimbal"}
-        assert all(t["pool"] == "autodesk_api" for t in mapped)
+        mapped = [t for t in tasks if t["task_id"] == "sync_batch" and t["map_index"] >= 0]
+        if night == 0:  # the first copy: one batch per project, named after it
+            assert len(mapped) == 3 and all(t["state"] == "success" for t in mapped)
+            assert {t["rendered_map_index"] for t in mapped} == {
+                "Northwind Construction / Riverside Tower", "Northwind Construction / Harbor Bridge Retrofit",
+                "Fusion Design Team / Drone Gimbal"}
+            assert all(t["pool"] == "autodesk_api" for t in mapped)
+        else:  # nothing changed: the plan maps no batch at all
+            assert mapped == []
         summary = api.get(f"{run_url}/taskInstances/summarize/xcomEntries/return_value",
                           timeout=10).json()["value"]
         assert summary["files_failed"] == 0

@@ -137,8 +137,8 @@ def run_artifacts(deployment: Deployment, run: dict) -> dict[str, str]:
     run_url = f"{base}/api/v2/dags/{run['dag_id']}/dagRuns/{quote(run['dag_run_id'], safe='')}"
     found: dict[str, str] = {}
     tis = api.get(f"{run_url}/taskInstances", params={"limit": 100}, timeout=10).json()["task_instances"]
-    assert {"list_projects", "sync_project", "summarize"} <= {t["task_id"] for t in tis}
-    assert sum(t["task_id"] == "sync_project" for t in tis) >= 3  # mapped, one per project
+    assert {"plan_work", "sync_batch", "summarize"} <= {t["task_id"] for t in tis}
+    assert sum(t["task_id"] == "sync_batch" for t in tis) >= 3  # mapped: a first copy, one batch per project
     xcom_count = 0
     for ti in tis:
         task, index = ti["task_id"], ti["map_index"]
