@@ -140,3 +140,27 @@ def test_a_crash_then_a_rename_leaves_no_orphan(simulator, s3, s3_endpoint, buck
     assert_exact_mirror(simulator, s3, bucket)
     referenced = {e["key"] for e in mirrored(s3, bucket).values()}
     assert object_keys(s3, bucket) == referenced, "orphan objects left behind"
+
+
+def test_a_damaged_record_cannot_widen_where_a_project_deletes(simulator, aps, s3, bucket):
+    """mirror.json naming another project's segment (or a climbing one) as a project's former
+    segment, with that project's journal naming the other's objects: nothing of them goes."""
+    import json
+
+    run(aps, s3, bucket)
+    record_key = f"{PREFIX}/_aps_mirror/mirror.json"
+    record = json.loads(s3.get_object(Bucket=bucket, Key=record_key)["Body"].read())
+    tower = simulator.sim.project_id("Riverside Tower")
+    record["projects"][tower]["former"] = ["Harbor Bridge Retrofit", "..", "_aps_mirror"]
+    s3.put_object(Bucket=bucket, Key=record_key, Body=json.dumps(record).encode())
+    victims = sorted(k for k in object_keys(s3, bucket) if "/Harbor Bridge Retrofit/" in k)[:3]
+    manifests = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_aps_mirror/manifests/")["Contents"]
+    for obj in manifests:
+        body = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+        if body["project_id"] == tower:
+            body["pending_deletes"] = victims
+            s3.put_object(Bucket=bucket, Key=obj["Key"], Body=json.dumps(body).encode())
+    run(aps, s3, bucket, full_walk=True)
+    for key in victims:
+        s3.head_object(Bucket=bucket, Key=key)  # still there
+    assert_exact_mirror(simulator, s3, bucket)

@@ -1,7 +1,7 @@
 """Names of APS endpoint classes, shared by the client's call counters and the simulator's.
 
 Autodesk rate-limits per client id and per endpoint; the classes below follow its table
-(see ../shared/docs/aps-notes.md), so a count per class is also a count per rate budget.
+(Autodesk's documented rate limits per endpoint), so a count per class is also a count per rate budget.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from aps_mirror.errors import ApsMirrorError, ConfigError
-from aps_mirror.mirror.keys import meta_prefix
+from aps_mirror.mirror.keys import meta_prefix, safe_segment
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,24 @@ class MirrorRecord:
 
     def former_segments(self, kind: Kind, id_: str) -> list[str]:
         """Segments a hub or project held before a rename moved it: still its own (its old
-        objects are removed from there), and never given to another."""
+        objects are removed from there), and never given to another.
+
+        What the file says is checked, since it widens where a project may delete: only a
+        segment the key rules could have produced, and that no other hub (or project of the
+        same hub) holds now."""
         entry = self._entries(kind).get(id_)
-        return list(entry.get("former", [])) if entry else []
+        if not entry:
+            return []
+        others = {e["segment"] for other, e in self._entries(kind).items()
+                  if other != id_ and (kind == "hub" or e["hub_id"] == entry.get("hub_id"))}
+        kept = []
+        for segment in entry.get("former", []):
+            if segment and safe_segment(segment) == segment and segment not in others:
+                kept.append(segment)
+            else:
+                log.warning("%s: ignoring former segment %r of %s %s: not one the key rules give, "
+                            "or another's now", self.where, segment, kind, id_)
+        return kept
 
     def held(self, kind: Kind, parent_id: str | None = None) -> dict[str, str]:
         """Id -> recorded segment: every hub's, or the projects' of hub `parent_id`."""
@@ -180,8 +195,9 @@ class MirrorRecord:
             raise ValueError("a project's segment is assigned under its hub: pass hub_id")
         entries = self._entries(kind)
         known = entries.get(id_)
-        others = [e for other, e in entries.items() if other != id_ and (kind == "hub" or e["hub_id"] == hub_id)]
-        if any(segment == e["segment"] or segment in e.get("former", []) for e in others):
+        others = [other for other, e in entries.items() if other != id_ and (kind == "hub" or e["hub_id"] == hub_id)]
+        if any(segment == entries[other]["segment"] or segment in self.former_segments(kind, other)
+               for other in others):
             raise SegmentTaken(f"{self.where}: segment {segment!r} already belongs to another {kind}; "
                                "choose another one.", clashes=[(kind, id_)])
         former = list(known.get("former", [])) if known else []
