@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import unquote
 
 from aps_mirror.mirror.keys import ProjectKeys
@@ -40,7 +40,7 @@ class StrayObject:
 class Strays:
     """The stray objects of one project, found after an interrupted run; each taken once."""
 
-    def __init__(self, objects: list[StrayObject] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, objects: Iterable[StrayObject] = ()) -> None:
         self._unclaimed = {o.key: o for o in objects}
 
     @classmethod
