@@ -307,10 +307,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 def dag_params(**defaults: Any) -> dict[str, dict[str, Any]]:
     """The DAG's params, one per option, as `Param` keyword arguments (the DAG wraps them: the
-    core imports no Airflow); `defaults` overrides a default, e.g. `bucket=...`."""
+    core imports no Airflow); `defaults` overrides a default by param name, e.g. `bucket=...`,
+    `max_file_size_mb=100` (in the param's unit)."""
     params = {}
     for option in SYNC_OPTIONS:
-        default = defaults.get(option.name, option.default)
+        default = defaults.get(option.param_name, option.default)
         params[option.param_name] = {"default": list(default) if option.kind == "array" else default,
                                      "description": option.help, **option.schema}
     return params

@@ -26,11 +26,10 @@ log = logging.getLogger("aps_mirror.alerts")
 DEADLINE_ENV = "APS_MIRROR_DEADLINE"
 DEFAULT_DEADLINE = "06:00"
 
-FAILED = ("aps_mirror run {{ dag_run.run_id }} failed: see its failed tasks' logs (summarize lists "
+FAILED = ("<mirror> run {{ dag_run.run_id }} failed: see its failed tasks' logs (summarize lists "
           "the failed projects; a run that never reached sync_batch failed in plan_work).")
-LATE = ("aps_mirror run {{ dag_run.run_id }} is not done by its deadline {{ deadline.deadline_time }}: "
-        "a batch is slow or stuck, or sync_batch waits for the autodesk_api pool (does it exist? "
-        "`airflow pools list`).")
+LATE = ("<mirror> run {{ dag_run.run_id }} is not done by its deadline {{ deadline.deadline_time }}: "
+        "a batch is slow or stuck, or sync_batch waits for its pool (`airflow pools list`).")
 
 
 class MirrorAlertNotifier(BaseNotifier):
@@ -39,9 +38,9 @@ class MirrorAlertNotifier(BaseNotifier):
 
     template_fields = ("message",)
 
-    def __init__(self, message: str = FAILED, context: Any = None) -> None:
+    def __init__(self, message: str = FAILED, context: Any = None, mirror: str = "aps_mirror") -> None:
         super().__init__(context=context)
-        self.message = message
+        self.message = message.replace("<mirror>", mirror)  # the DAG's id: which mirror is in trouble
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         # A sandboxed environment of its own: the DAG in a failure callback's context may be the
@@ -57,24 +56,27 @@ class MirrorAlertNotifier(BaseNotifier):
         self.notify(context)
 
 
-def deadline_after_start(raw: str | None) -> timedelta | None:
+def deadline_after_start(raw: str | None, label: str = DEADLINE_ENV) -> timedelta | None:
     """`HH:MM` (UTC, after the midnight start) as the time the run may take; None for `off`."""
     text = (raw or DEFAULT_DEADLINE).strip().lower()
     if text in ("off", "none"):
         return None
     match = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", text)
     if not match or text in ("0:00", "00:00"):
-        raise ConfigError(f"{DEADLINE_ENV} {raw!r} is not accepted: use a UTC time of day after "
+        raise ConfigError(f"{label} {raw!r} is not accepted: use a UTC time of day after "
                           "midnight as HH:MM (e.g. 06:00), or off.")
     return timedelta(hours=int(match[1]), minutes=int(match[2]))
 
 
-def nightly_deadline() -> DeadlineAlert | None:
-    """The alert when a scheduled run is not done by `APS_MIRROR_DEADLINE` (manual runs have no
-    scheduled start, so Airflow sets them no deadline)."""
-    interval = deadline_after_start(os.environ.get(DEADLINE_ENV))
+def nightly_deadline(raw: str | None = None, *, mirror: str = "aps_mirror") -> DeadlineAlert | None:
+    """The alert when a scheduled run is not done `raw` (HH:MM; default `APS_MIRROR_DEADLINE`)
+    after its scheduled start (manual runs have none, so Airflow sets them no deadline)."""
+    if raw is not None:
+        interval = deadline_after_start(raw, label="deadline")
+    else:
+        interval = deadline_after_start(os.environ.get(DEADLINE_ENV))
     if interval is None:
         return None
     return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=interval,
-                         callback=AsyncCallback(MirrorAlertNotifier, kwargs={"message": LATE}),
-                         name="aps_mirror nightly deadline")
+                         callback=AsyncCallback(MirrorAlertNotifier, kwargs={"message": LATE, "mirror": mirror}),
+                         name=f"{mirror} nightly deadline")

@@ -123,6 +123,10 @@ class RestWriter:
                                     f"connection {conn_id!r} ({type(exc).__name__}).") from None
                 time.sleep(0.5 * 2 ** attempt)
 
+    def get(self, path: str) -> requests.Response:
+        """A GET of the REST API (`path` from `/api/v2/...`), logged in as aps-mirror."""
+        return self._call("GET", f"{self.settings.url}{path}")
+
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         for _ in range(2):
             if self._jwt is None:

@@ -2,9 +2,10 @@
 
 `APS_MIRROR_DASHBOARD_MIRRORS` (on the API server) lists them explicitly, separated by commas
 or spaces: `s3://bucket/prefix` or `s3://bucket/prefix?aws_conn_id=my_aws` (default
-`aws_default`). Without it, every distinct bucket/prefix of the asset events the `aps_mirror`
-DAG emitted (or that someone created on its `aps_mirror` asset, from Airflow's "Create asset
-event" button or REST API) is shown, with the `aws_conn_id` its latest event recorded: the
+`aws_default`). Without it, every distinct bucket/prefix of the asset events a mirror DAG
+emitted (the `aps_mirror` DAG, or the mirror asset of any `build_mirror_dag`: group
+`aps-mirror`), or that someone created on such an asset (from Airflow's "Create asset event"
+button or REST API) is shown, with the `aws_conn_id` its latest event recorded: the
 run's own params, so a run triggered with another bucket appears without any configuration.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from aps_mirror.airflow_provider.assets import MIRROR_GROUP
 from aps_mirror.connection import DEFAULT_AWS_CONN_ID
 from aps_mirror.errors import ConfigError
 
@@ -66,7 +68,8 @@ def mirrors_from_asset_events() -> list[MirrorLocation]:
         rows = session.execute(
             select(AssetEvent.extra, AssetEvent.timestamp, AssetModel.uri)
             .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .where(or_(AssetEvent.source_dag_id == MIRROR_DAG_ID, AssetModel.name == MIRROR_ASSET_NAME))
+            .where(or_(AssetEvent.source_dag_id == MIRROR_DAG_ID, AssetModel.name == MIRROR_ASSET_NAME,
+                       AssetModel.group == MIRROR_GROUP))
             .order_by(AssetEvent.timestamp.desc()).limit(EVENTS_SCANNED)).all()
     found: dict[tuple[str, str], MirrorLocation] = {}
     for extra, timestamp, uri in rows:
