@@ -237,6 +237,8 @@ def test_dashboard_json_matches_the_catalog(deployment: Deployment, registered: 
     [shown] = data["mirrors"]
     assert (shown["bucket"], shown["prefix"], shown["aws_conn_id"]) == (mirror.bucket, PREFIX, AWS_CONN_ID)
     assert shown["found_in"] == "asset event" and shown["error"] is None
+    # A hand-made event names no DAG: the DAG that declares the asset as an outlet wrote it.
+    assert shown["dag_id"] == "aps_mirror" and shown["latest_run"] is None
     report = shown["report"]
     assert report["totals"]["files"] == truth["files"] and report["totals"]["bytes"] == truth["bytes"]
     assert report["totals"]["projects"] == len(truth["projects"])
@@ -268,12 +270,12 @@ def test_dashboard_page_in_chromium_shows_the_catalog(deployment: Deployment, re
     assert browser.find_element(By.TAG_NAME, "h1").text == "Autodesk mirror"
 
     totals = {e.get_attribute("data-key"): int(e.get_attribute("data-value"))
-              for e in browser.find_elements(By.CSS_SELECTOR, "#totals .total")}
+              for e in browser.find_elements(By.CSS_SELECTOR, "#mirror-0-totals .total")}
     assert totals["files"] == truth["files"] and totals["bytes"] == truth["bytes"]
     assert totals["projects"] == len(truth["projects"]) and totals["failing_projects"] == 1
-    assert f"{truth['files']:,}" in browser.find_element(By.ID, "totals").text
+    assert f"{truth['files']:,}" in browser.find_element(By.ID, "mirror-0-totals").text
 
-    rows = browser.find_elements(By.CSS_SELECTOR, "#projects tr.project")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#mirror-0-projects tr.project")
     assert len(rows) == len(truth["projects"])
     for row in rows:
         expected = truth["projects"][row.get_attribute("data-project-id")]
@@ -284,7 +286,7 @@ def test_dashboard_page_in_chromium_shows_the_catalog(deployment: Deployment, re
     assert "Harbor Bridge Retrofit" in rows[0].text and "failing" in rows[0].text
 
     def figures(chart: str) -> dict[str, list[str]]:
-        table = browser.find_element(By.ID, f"{chart}-figures")
+        table = browser.find_element(By.ID, f"mirror-0-{chart}-figures")
         return {r.get_attribute("data-day"): [c.get_attribute("data-value") for c in
                                                r.find_elements(By.TAG_NAME, "td")[1:]]
                 for r in table.find_elements(By.CSS_SELECTOR, "tr[data-day]")}
@@ -299,8 +301,12 @@ def test_dashboard_page_in_chromium_shows_the_catalog(deployment: Deployment, re
         assert calls[day] == [str(night["throttled"]), str(night["api_calls"] - night["throttled"])]
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart rect[fill]")) > 0
 
-    failure = browser.find_element(By.CSS_SELECTOR, "#failures tr.failure")
+    failure = browser.find_element(By.CSS_SELECTOR, "#mirror-0-failures tr.failure")
     assert "Pier Survey.dwg" in failure.text and "retried" in failure.text.lower()
+    section = browser.find_element(By.CSS_SELECTOR, "section.mirror")
+    assert section.get_attribute("data-dag-id") == "aps_mirror"
+    assert section.find_element(By.CSS_SELECTOR, ".run").text == "DAG aps_mirror: no run yet"
+    assert not browser.find_elements(By.ID, "mirrors")  # one mirror: no overview table
     connection = browser.find_element(By.CSS_SELECTOR, f"tr.connection[data-conn-id='{AUTODESK_CONN_ID}']")
     assert connection.get_attribute("data-level") == "alert" and "Not connected" in connection.text
 
@@ -329,11 +335,15 @@ def test_mirrors_from_the_environment_override(monkeypatch) -> None:
 
     monkeypatch.delenv(MIRRORS_ENV, raising=False)
     assert configured_mirrors() is None  # unset: the asset events decide
-    monkeypatch.setenv(MIRRORS_ENV, "s3://one/autodesk/?aws_conn_id=aws_eu, s3://two")
-    assert [(m.bucket, m.prefix, m.aws_conn_id) for m in configured_mirrors()] == [
-        ("one", "autodesk", "aws_eu"), ("two", "", "aws_default")]
-    monkeypatch.setenv(MIRRORS_ENV, "https://one/autodesk")
-    with pytest.raises(ConfigError, match="s3://bucket/prefix"):
+    monkeypatch.setenv(MIRRORS_ENV, "s3://one/autodesk/?aws_conn_id=aws_eu&dag_id=acme.docs, s3://two")
+    assert [(m.bucket, m.prefix, m.aws_conn_id, m.dag_id) for m in configured_mirrors()] == [
+        ("one", "autodesk", "aws_eu", "acme.docs"), ("two", "", "aws_default", None)]
+    for wrong in ("https://one/autodesk", "s3://one/autodesk?aws_conn=aws_eu"):  # a typo is not ignored
+        monkeypatch.setenv(MIRRORS_ENV, wrong)
+        with pytest.raises(ConfigError, match="s3://bucket/prefix"):
+            configured_mirrors()
+    monkeypatch.setenv(MIRRORS_ENV, "s3://one/autodesk?dag_id=dags/north")
+    with pytest.raises(ConfigError, match="is not a DAG id"):
         configured_mirrors()
 
 
@@ -341,6 +351,7 @@ def test_an_event_without_bucket_in_its_extra_falls_back_to_the_asset_uri() -> N
     from aps_mirror.airflow_provider.ui.mirror_locations import _from_event
 
     found = _from_event({"files_copied": 3}, "s3://aps-mirror/autodesk", "2026-05-01T02:00:00+00:00")
-    assert (found.bucket, found.prefix, found.aws_conn_id) == ("aps-mirror", "autodesk", "aws_default")
+    assert (found.bucket, found.prefix, found.aws_conn_id, found.dag_id) == ("aps-mirror", "autodesk",
+                                                                             "aws_default", None)
     assert found.last_event == {"files_copied": 3}
     assert _from_event({}, "file:///tmp/x", "2026-05-01T02:00:00+00:00") is None

@@ -1,16 +1,16 @@
 """The "Autodesk mirror" dashboard: how fresh and complete each mirror is, from its catalog.
 
-Routes (mounted under /aps-mirror by app.py, same sign-in as the accounts pages, and the user
-must be allowed to read the aps_mirror DAG):
+Routes (mounted under /aps-mirror by app.py, same sign-in as the accounts pages):
 - `/dashboard`: the page (server-rendered HTML, inline CSS and SVG: nothing is fetched from
   elsewhere, no script runs, so it works on an offline machine);
 - `/dashboard.json`: the same figures as JSON.
 
 Where the mirrors are: the environment variable `APS_MIRROR_DASHBOARD_MIRRORS` on the API
-server, e.g. `s3://my-bucket/autodesk?aws_conn_id=aws_mirror` (several separated by commas;
-`aws_conn_id` defaults to `aws_default`); when it is unset, the latest asset events of the
-`aps_mirror` DAG or asset (their extra records bucket, prefix and aws_conn_id; see
-mirror_locations.py). Each mirror's catalog is
+server, e.g. `s3://my-bucket/autodesk?aws_conn_id=aws_mirror&dag_id=acme_docs` (several
+separated by commas; `aws_conn_id` defaults to `aws_default`); when it is unset, the latest
+asset events of every mirror DAG (their extra records bucket, prefix and aws_conn_id; see
+mirror_locations.py). A user sees the mirrors whose DAG Airflow lets them read
+(mirror_access.py has the rule), each with its DAG's latest run. Each mirror's catalog is
 read from S3 with that Airflow `aws` connection (its extra `endpoint_url` is honoured), and
 kept for CACHE_SECONDS so reloading the page does not read S3 again.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +29,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from aps_mirror.airflow_provider.ui.connection_health import ConnectionHealth, connection_health
-from aps_mirror.airflow_provider.ui.mirror_locations import (
-    MIRROR_DAG_ID,
-    MirrorLocation,
-    find_mirrors,
+from aps_mirror.airflow_provider.ui.mirror_access import (
+    NO_DAG_READ,
+    NO_MIRROR_VISIBLE,
+    may_read_some_dag,
+    visible_mirrors,
 )
+from aps_mirror.airflow_provider.ui.mirror_locations import MirrorLocation, find_mirrors
 from aps_mirror.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -51,16 +53,18 @@ class MirrorStatus:
     location: MirrorLocation
     report: CatalogReport | None = None
     error: str | None = None  # why the catalog could not be read
+    latest_run: dict[str, Any] | None = None  # its DAG's newest run: id, state, dates
 
     def to_dict(self) -> dict[str, Any]:
         report = self.report.to_dict() if self.report else None
         if report:
             for failure in report.get("failures", []):
                 failure["reason"] = plain_reason(failure.get("reason"))
-                failure["advice"] = advice(failure.get("reason") or "", failure.get("kind") or "")
+                failure["advice"] = advice(failure.get("reason") or "", failure.get("kind") or "",
+                                           self.location.dag_id)
             for project in report.get("projects", []):
                 project["last_error"] = plain_reason(project.get("last_error"))
-        return {**self.location.to_dict(), "report": report, "error": self.error}
+        return {**self.location.to_dict(), "latest_run": self.latest_run, "report": report, "error": self.error}
 
 
 @dataclass
@@ -68,11 +72,10 @@ class Dashboard:
     generated_at: str
     mirrors: list[MirrorStatus]
     connections: list[ConnectionHealth]
-    latest_run: dict[str, Any] | None  # the aps_mirror DAG's newest run: id, state, dates
     problem: str | None = None  # why no mirror could be listed (bad configuration)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"generated_at": self.generated_at, "problem": self.problem, "latest_run": self.latest_run,
+        return {"generated_at": self.generated_at, "problem": self.problem,
                 "mirrors": [m.to_dict() for m in self.mirrors],
                 "connections": [c.to_dict() for c in self.connections]}
 
@@ -85,9 +88,7 @@ async def dashboard_page(request: Request) -> Response:
     user = await _user_or_login(request)
     if isinstance(user, Response):
         return user
-    _require_dag_read(user)
-    data = _visible_to(user, await run_in_threadpool(collect_dashboard))
-    return HTMLResponse(render_dashboard(data))
+    return HTMLResponse(render_dashboard(await run_in_threadpool(collect_dashboard, user)))
 
 
 @router.get("/dashboard.json")
@@ -97,37 +98,30 @@ async def dashboard_json(request: Request) -> Response:
     user = await _user_or_login(request)
     if isinstance(user, Response):  # an API client gets a status, not a login page
         return JSONResponse({"detail": "Not authenticated"}, 401)
-    _require_dag_read(user)
-    data = _visible_to(user, await run_in_threadpool(collect_dashboard))
-    return JSONResponse(data.to_dict())
+    return JSONResponse((await run_in_threadpool(collect_dashboard, user)).to_dict())
 
 
-def _require_dag_read(user: Any) -> None:
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-
-    if not get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=MIRROR_DAG_ID)):
-        raise HTTPException(403, f"You may not read the {MIRROR_DAG_ID} DAG, whose mirror this page shows.")
-
-
-def _visible_to(user: Any, data: Dashboard) -> Dashboard:
-    """Only the connections the user may read (ids and who consented are connection data)."""
+def collect_dashboard(user: Any) -> Dashboard:
+    """What `user` may see; blocking (database and S3), so routes run it in a thread.
+    Raises 403 when the user may see nothing here (mirror_access.py)."""
     from aps_mirror.airflow_provider.ui.app import allowed
 
-    data.connections = [c for c in data.connections if allowed(user, "GET", c.conn_id)]
-    return data
-
-
-def collect_dashboard() -> Dashboard:
-    """Everything the page shows; blocking (database and S3), so routes run it in a thread."""
-    problem, mirrors = None, []
+    problem, found = None, []
     try:
-        mirrors = [read_mirror(location) for location in find_mirrors()]
+        found = find_mirrors()
     except ConfigError as exc:
         problem = str(exc)
+    locations = visible_mirrors(user, found)  # before any S3 read: hidden mirrors cost nothing
+    if found and not locations:
+        raise HTTPException(403, NO_MIRROR_VISIBLE)
+    if not found and not may_read_some_dag(user):
+        raise HTTPException(403, NO_DAG_READ)
+    runs = latest_dag_runs({loc.dag_id for loc in locations if loc.dag_id})
+    mirrors = [replace(read_mirror(loc), latest_run=runs.get(loc.dag_id or "")) for loc in locations]
+    # Connection ids and who consented are connection data: Airflow's own rule decides.
+    connections = [c for c in connection_health() if allowed(user, "GET", c.conn_id)]
     return Dashboard(generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     mirrors=mirrors, connections=connection_health(), latest_run=latest_dag_run(),
-                     problem=problem)
+                     mirrors=mirrors, connections=connections, problem=problem)
 
 
 _cache: dict[tuple[str, str, str], tuple[float, MirrorStatus]] = {}
@@ -176,19 +170,25 @@ def _connection_defined(conn_id: str) -> bool:
     return True
 
 
-def latest_dag_run() -> dict[str, Any] | None:
-    from sqlalchemy import select
+def latest_dag_runs(dag_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Each DAG's newest run (id, state, dates); DAGs that never ran are absent."""
+    if not dag_ids:
+        return {}
+    from sqlalchemy import func, select
 
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
+    newest = (select(func.max(DagRun.id)).where(DagRun.dag_id.in_(sorted(dag_ids)))
+              .group_by(DagRun.dag_id))
     with create_session() as session:
-        run = session.scalar(select(DagRun).where(DagRun.dag_id == MIRROR_DAG_ID)
-                             .order_by(DagRun.id.desc()).limit(1))
-        if run is None:
-            return None
-        return {"run_id": run.run_id, "state": str(run.state.value if hasattr(run.state, "value") else run.state),
-                "start_date": _iso(run.start_date), "end_date": _iso(run.end_date)}
+        return {run.dag_id: {"dag_id": run.dag_id, "run_id": run.run_id, "state": _state(run.state),
+                             "start_date": _iso(run.start_date), "end_date": _iso(run.end_date)}
+                for run in session.scalars(select(DagRun).where(DagRun.id.in_(newest)))}
+
+
+def _state(state: Any) -> str:
+    return str(state.value if hasattr(state, "value") else state)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -207,7 +207,7 @@ def plain_reason(text: str | None) -> str | None:
 # the specific comes before the general: a failed download may quote Autodesk's 403).
 _ADVICE = (
     (("re-authoriz", "reauthoriz", "refresh token", "invalid_grant"),
-     "Reconnect the Autodesk account on the 'Autodesk accounts' page, then trigger aps_mirror."),
+     "Reconnect the Autodesk account on the 'Autodesk accounts' page, then trigger {dag}."),
     (("429", "rate limit", "too many requests"),
      "Autodesk kept throttling: lower the autodesk_api pool or the connection's rate share. "
      "It is retried on the next run."),
@@ -228,11 +228,12 @@ _ADVICE = (
 )
 
 
-def advice(reason: str, kind: str) -> str:
+def advice(reason: str, kind: str, dag_id: str | None = None) -> str:
+    """What to do about a failure of the mirror written by `dag_id` (None: not known)."""
     lowered = reason.lower()
     for words, text in _ADVICE:
         if any(word in lowered for word in words):
-            return text
+            return text.format(dag=dag_id or "the mirror's DAG")
     if kind == "project":
         return ("The whole project stopped: read its night's sync_batch log (each lists its projects); "
                 "the next run retries it.")

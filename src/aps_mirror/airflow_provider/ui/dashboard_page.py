@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from html import escape
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
 
 from aps_mirror.airflow_provider.ui.charts import Series, bar_chart
@@ -43,6 +44,7 @@ h2 small{font-weight:normal;font-size:13px}
 header{display:flex;flex-wrap:wrap;align-items:baseline;gap:6px 18px;border-bottom:1px solid var(--line);
  padding-bottom:8px}
 header .meta{color:var(--muted)}
+section.mirror p.meta{margin:0 0 6px}
 a{color:#0969da}
 small,.muted{color:var(--muted)}
 .totals{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}
@@ -81,19 +83,16 @@ def esc(value: Any) -> str:
 
 
 def render_dashboard(data: Dashboard) -> str:
-    run = data.latest_run
-    run_line = (f"Last aps_mirror run: <a target='_top' href='../dags/aps_mirror/runs/{esc(run['run_id'])}'>"
-                f"<span class='badge {RUN_BADGE.get(run['state'], 'never')}' id='latest-run-state'>"
-                f"{esc(run['state'])}</span></a> {esc(_when(run['end_date'] or run['start_date']))}"
-                if run else "The aps_mirror DAG has not run yet.")
-    body = [f"<header><h1>Autodesk mirror</h1><span class='meta'>{run_line}</span>"
+    body = ["<header><h1>Autodesk mirror</h1>"
             f"<span class='meta'>Page generated {esc(_when(data.generated_at))} · "
             "<a href='dashboard.json'>JSON</a> · <a href='./'>Autodesk accounts</a></span></header>"]
     if data.problem:
         body.append(f"<p class='notice alert' id='problem'>{esc(data.problem)}</p>")
     elif not data.mirrors:
         body.append(_no_mirror_notice())
-    body += [_mirror_section(m) for m in data.mirrors]
+    if len(data.mirrors) > 1:
+        body.append(_mirrors_overview(data.mirrors))
+    body += [_mirror_section(m, index) for index, m in enumerate(data.mirrors)]
     body.append(_connections_section(data.connections))
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
@@ -103,30 +102,71 @@ def render_dashboard(data: Dashboard) -> str:
 
 def _no_mirror_notice() -> str:
     return ("<div class='notice' id='no-mirror'><b>No mirror known yet.</b> The dashboard finds mirrors in "
-            "the asset events of the <code>aps_mirror</code> DAG, which its <code>summarize</code> task "
-            "records after a successful run. Unpause and trigger <code>aps_mirror</code> (DAGs &gt; "
-            "aps_mirror &gt; Trigger). To show a mirror before that, create an event on the "
-            "<code>aps_mirror</code> asset with the extra <code>{\"bucket\": ..., \"prefix\": ..., "
+            "the asset events of the mirror DAGs (the repository's <code>aps_mirror</code>, or any DAG "
+            "made by <code>build_mirror_dag</code>), which their <code>summarize</code> task records after "
+            "a successful run. Unpause and trigger a mirror DAG (DAGs &gt; its name &gt; Trigger). To show a "
+            "mirror before that, create an event on its asset (named after the DAG, group "
+            "<code>aps-mirror</code>) with the extra <code>{\"bucket\": ..., \"prefix\": ..., "
             "\"aws_conn_id\": ...}</code>, or tell the API server where mirrors are with "
-            f"<code>{MIRRORS_ENV}=s3://bucket/prefix?aws_conn_id=aws_default</code>.</div>")
+            f"<code>{MIRRORS_ENV}=s3://bucket/prefix?aws_conn_id=aws_default&amp;dag_id=aps_mirror</code>."
+            "</div>")
 
 
-def _mirror_section(mirror: MirrorStatus) -> str:
+def _run_badge(run: dict[str, Any] | None, dag_id: str | None) -> str:
+    """The DAG's latest run as a badge linking to it in Airflow's UI."""
+    if not dag_id:
+        return ("<span class='run muted'>no DAG recorded for this mirror (add <code>dag_id=</code> to its "
+                f"entry in <code>{esc(MIRRORS_ENV)}</code> to see its runs)</span>")
+    dag = f"<a target='_top' class='dag-id' href='../dags/{esc(quote(dag_id, safe=''))}'>{esc(dag_id)}</a>"
+    if not run:
+        return f"<span class='run' data-state=''>DAG {dag}: no run yet</span>"
+    href = f"../dags/{esc(quote(dag_id, safe=''))}/runs/{esc(quote(run['run_id'], safe=''))}"
+    return (f"<span class='run' data-state='{esc(run['state'])}' data-run-id='{esc(run['run_id'])}'>DAG {dag}, "
+            f"last run <a target='_top' href='{href}'><span class='badge {RUN_BADGE.get(run['state'], 'never')}'>"
+            f"{esc(run['state'])}</span></a> {esc(_when(run['end_date'] or run['start_date']))}</span>")
+
+
+def _mirrors_overview(mirrors: list[MirrorStatus]) -> str:
+    """One line per mirror, so a deployment of many shows its problems above the fold."""
+    rows = []
+    for index, mirror in enumerate(mirrors):
+        totals = mirror.report.totals if mirror.report else {}
+        run = mirror.latest_run
+        state = (f"<span class='badge {RUN_BADGE.get(run['state'], 'never')}'>{esc(run['state'])}</span> "
+                 f"{esc(_when(run['end_date'] or run['start_date']))}" if run else "–")
+        failing = (f"{totals.get('failing_projects', 0):,}" if mirror.report
+                   else "<span class='badge failing'>catalog unreadable</span>")
+        rows.append(f"<tr class='mirror-row' data-uri='{esc(mirror.location.uri)}' "
+                    f"data-dag-id='{esc(mirror.location.dag_id or '')}'>"
+                    f"<td><a href='#mirror-{index}'>{esc(mirror.location.uri)}</a></td>"
+                    f"<td><code>{esc(mirror.location.dag_id or '–')}</code></td><td class='when'>{state}</td>"
+                    f"<td class='num'>{totals.get('files', 0):,}</td>"
+                    f"<td class='num'>{esc(human_bytes(totals.get('bytes', 0)))}</td>"
+                    f"<td class='num'>{failing}</td></tr>")
+    return ("<h2>Mirrors</h2><table id='mirrors'><tr><th>Mirror</th><th>DAG</th><th>Last run</th>"
+            "<th class='num'>Files</th><th class='num'>Size</th><th class='num'>Failing projects</th></tr>"
+            f"{''.join(rows)}</table>")
+
+
+def _mirror_section(mirror: MirrorStatus, index: int) -> str:
     loc = mirror.location
     where = (f"found in the latest asset event ({esc(_when(loc.last_event_at))})" if loc.last_event_at
              else f"from {esc(MIRRORS_ENV)}")
-    head = (f"<section class='mirror' data-uri='{esc(loc.uri)}'><h2>{esc(loc.uri)} <small>{where}; "
-            f"read with the connection <code>{esc(loc.aws_conn_id)}</code></small></h2>")
+    head = (f"<section class='mirror' id='mirror-{index}' data-uri='{esc(loc.uri)}' "
+            f"data-dag-id='{esc(loc.dag_id or '')}'><h2>{esc(loc.uri)} <small>{where}; "
+            f"read with the connection <code>{esc(loc.aws_conn_id)}</code></small></h2>"
+            f"<p class='meta'>{_run_badge(mirror.latest_run, loc.dag_id)}</p>")
     if mirror.error or mirror.report is None:
         return (f"{head}<p class='notice alert mirror-error'>{esc(mirror.error)}<br>Check that the "
                 f"<code>{esc(loc.aws_conn_id)}</code> connection exists and can read the bucket, and that "
-                "aps_mirror has run since the catalog was introduced.</p></section>")
+                f"{esc(loc.dag_id or 'the mirror DAG')} has run since the catalog was introduced.</p></section>")
     report = mirror.report
-    return "".join([head, _totals(report), _projects_table(report.projects), _charts(report),
-                    _failures(report), "</section>"])
+    key = f"mirror-{index}"  # element ids stay unique however many mirrors the page shows
+    return "".join([head, _totals(report, key), _projects_table(report.projects, key), _charts(report, key),
+                    _failures(report, loc.dag_id, key), "</section>"])
 
 
-def _totals(report: CatalogReport) -> str:
+def _totals(report: CatalogReport, key: str) -> str:
     t = report.totals
     cards = [("hubs", "Hubs", f"{t.get('hubs', 0):,}"),
              ("projects", "Projects", f"{t.get('projects', 0):,}"),
@@ -134,12 +174,12 @@ def _totals(report: CatalogReport) -> str:
              ("bytes", "Size", human_bytes(t.get("bytes", 0))),
              ("unavailable", "Not downloadable", f"{t.get('unavailable', 0):,}"),
              ("failing_projects", "Failing projects", f"{t.get('failing_projects', 0):,}")]
-    return "<div class='totals' id='totals'>" + "".join(
+    return f"<div class='totals' id='{key}-totals'>" + "".join(
         f"<div class='total' data-key='{key}' data-value='{esc(t.get(key, 0))}' title='{esc(t.get(key, 0))}'>"
         f"<b>{esc(shown)}</b><span>{label}</span></div>" for key, label, shown in cards) + "</div>"
 
 
-def _projects_table(projects: list[ProjectStatus]) -> str:
+def _projects_table(projects: list[ProjectStatus], key: str) -> str:
     ordered = sorted(projects, key=lambda p: (STATUS_ORDER.get(p.status, 9), p.hub_name, p.project_name))
     rows = "".join(
         f"<tr class='project' data-project-id='{esc(p.project_id)}' data-status='{esc(p.status)}' "
@@ -153,24 +193,25 @@ def _projects_table(projects: list[ProjectStatus]) -> str:
         f"<td class='num'>{p.unavailable:,}</td>"
         f"<td class='error' title='{esc(plain_reason(p.last_error))}'>{esc(plain_reason(p.last_error))}</td></tr>"
         for p in ordered)
-    return ("<h3>Projects</h3><table id='projects'><tr><th>Hub</th><th>Project</th><th>Status</th>"
+    return (f"<h3>Projects</h3><table class='projects' id='{key}-projects'><tr><th>Hub</th><th>Project</th>"
+            "<th>Status</th>"
             "<th>Last successful sync</th><th class='num'>Age</th><th class='num'>Files</th>"
             "<th class='num'>Size</th><th class='num'>Not downloadable</th><th>Last error</th></tr>"
             f"{rows or '<tr><td colspan=9>No project in the catalog yet.</td></tr>'}</table>")
 
 
-def _charts(report: CatalogReport) -> str:
+def _charts(report: CatalogReport, key: str) -> str:
     days, by_day = _night_axis(report.nights, report.generated_at)
 
     def values(field: str) -> list[int | None]:
         return [getattr(by_day[d], field) if d in by_day else None for d in days]
 
-    changes = bar_chart("chart-changes", "Changes per night", days,
+    changes = bar_chart(f"{key}-chart-changes", "Changes per night", days,
                         [Series(label, color, values(field)) for field, label, color in CHANGE_SERIES])
-    size = bar_chart("chart-bytes", "Bytes copied per night", days,
+    size = bar_chart(f"{key}-chart-bytes", "Bytes copied per night", days,
                      [Series("bytes copied", "#0072B2", values("bytes_copied"))], fmt=compact_bytes, base=1024)
     calls = [v if v is None else v - t for v, t in zip(values("api_calls"), values("throttled"))]
-    api = bar_chart("chart-api", "Autodesk API calls per night", days,
+    api = bar_chart(f"{key}-chart-api", "Autodesk API calls per night", days,
                     [Series("throttled (429)", "#D55E00", values("throttled")),
                      Series("answered", "#56B4E9", [None if v is None else max(v, 0) for v in calls])])
     return f"<h3>Nights (up to {NIGHTS_SHOWN} days)</h3><div class='charts'>{changes}{size}{api}</div>"
@@ -189,19 +230,21 @@ def _night_axis(nights: list[NightlyChanges], generated_at: str | None) -> tuple
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)], by_day
 
 
-def _failures(report: CatalogReport) -> str:
+def _failures(report: CatalogReport, dag_id: str | None, key: str) -> str:
     failures = report.failures[:FAILURES_SHOWN]
     if not failures:
-        return "<h3>Failures</h3><p id='no-failures' class='muted'>No failure in the nights shown.</p>"
+        return (f"<h3>Failures</h3><p id='{key}-no-failures' class='muted no-failures'>"
+                "No failure in the nights shown.</p>")
     rows = "".join(
         f"<tr class='failure' data-kind='{esc(f.kind)}'>"
         f"<td class='when' title='{esc(f.at)}'>{esc(_when(f.at))}</td>"
         f"<td>{esc(f.hub_name)} / {esc(f.project_name)}</td><td>{esc(f.path or '(whole project)')}</td>"
-        f"<td class='reason'>{esc(plain_reason(f.reason))}</td><td>{esc(advice(f.reason or '', f.kind))}</td></tr>"
+        f"<td class='reason'>{esc(plain_reason(f.reason))}</td>"
+        f"<td>{esc(advice(f.reason or '', f.kind, dag_id))}</td></tr>"
         for f in failures)
     more = (f"<p class='muted'>{len(report.failures) - FAILURES_SHOWN} more in "
             "<a href='dashboard.json'>dashboard.json</a>.</p>" if len(report.failures) > FAILURES_SHOWN else "")
-    return ("<h3>Failures</h3><table class='failures' id='failures'><tr><th>When</th><th>Project</th>"
+    return (f"<h3>Failures</h3><table class='failures' id='{key}-failures'><tr><th>When</th><th>Project</th>"
             f"<th>File</th><th>Reason</th><th>What to do</th></tr>{rows}</table>{more}")
 
 
