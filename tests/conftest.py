@@ -19,6 +19,9 @@ from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.connection import ApsConnection, AuthMode
 from aps_mirror.simulator import Simulator, SimulatorServer
 
+# moto's and SeaweedFS's S3 as `s3_server` (parametrized), `moto_s3`, `seaweedfs_s3`.
+pytest_plugins = ["tests.s3_servers"]
+
 
 @pytest.fixture
 def simulator() -> Iterator[SimulatorServer]:
