@@ -15,6 +15,8 @@ from aps_mirror.airflow_provider.connections import get_connection_fields, in_ta
 from aps_mirror.errors import AuthError, ConfigError
 
 API_CONN_ID_ENV = "APS_MIRROR_AIRFLOW_API_CONN_ID"
+# A file holding the password (a Docker/Kubernetes secret; docker-compose.yaml's airflow-init writes one).
+PASSWORD_FILE_ENV = "APS_MIRROR_AIRFLOW_API_PASSWORD_FILE"
 DEFAULT_API_CONN_ID = "aps_mirror_airflow_api"
 
 
@@ -52,11 +54,11 @@ class AirflowApiSettings:
 
     @classmethod
     def resolve(cls) -> AirflowApiSettings:
-        """Env vars APS_MIRROR_AIRFLOW_API_URL/_USERNAME/_PASSWORD, else the connection
-        `aps_mirror_airflow_api` (host = URL, login, password); URL defaults to Airflow's own."""
+        """Env vars APS_MIRROR_AIRFLOW_API_URL/_USERNAME/_PASSWORD (or _PASSWORD_FILE), else the
+        connection `aps_mirror_airflow_api` (host = URL, login, password); URL defaults to Airflow's own."""
         url = os.environ.get("APS_MIRROR_AIRFLOW_API_URL")
         user = os.environ.get("APS_MIRROR_AIRFLOW_API_USERNAME")
-        password = os.environ.get("APS_MIRROR_AIRFLOW_API_PASSWORD")
+        password = os.environ.get("APS_MIRROR_AIRFLOW_API_PASSWORD") or _password_from_file()
         if not (user and password):
             api_conn_id = os.environ.get(API_CONN_ID_ENV, DEFAULT_API_CONN_ID)
             fields = get_connection_fields(api_conn_id)
@@ -66,11 +68,30 @@ class AirflowApiSettings:
                     "(tasks cannot write connections otherwise) but has no credentials for it: "
                     f"create the connection {api_conn_id!r} (type http; host = the API server URL, "
                     "login/password = a user allowed to edit connections) or set "
-                    "APS_MIRROR_AIRFLOW_API_USERNAME and APS_MIRROR_AIRFLOW_API_PASSWORD."
+                    "APS_MIRROR_AIRFLOW_API_USERNAME and APS_MIRROR_AIRFLOW_API_PASSWORD (or "
+                    f"{PASSWORD_FILE_ENV})."
                 )
             user, password = fields.login, fields.password
             url = url or (fields.host if fields.host and "://" in fields.host else None)
         return cls(url=(url or _default_api_url()).rstrip("/"), username=user, password=password)
+
+
+def _password_from_file() -> str | None:
+    path = os.environ.get(PASSWORD_FILE_ENV)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            password = f.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"{PASSWORD_FILE_ENV} names {path}, which cannot be read "
+                          f"({exc.strerror}); fix the path or its permissions (docker compose: "
+                          "run airflow-init again).") from None
+    if not password:
+        raise ConfigError(f"{path} ({PASSWORD_FILE_ENV}) is empty; write the Airflow API "
+                          "password of APS_MIRROR_AIRFLOW_API_USERNAME into it.")
+    mask(password)
+    return password
 
 
 def _default_api_url() -> str:
