@@ -1,9 +1,11 @@
-"""Where connections and rotated refresh tokens live when a host platform provides them.
+"""Where connections, rotated refresh tokens and S3 credentials come from when a host platform
+provides them.
 
 The core names no host. A package registers a backend in the `aps_mirror.backends` entry-point
 group (the Airflow adapter does, in pyproject.toml); the first one whose own dependencies import
-is used. Without one, connections come only from `AIRFLOW_CONN_*` variables and a rotated
-refresh token lives in memory for the process.
+is used. Without one, connections come only from `AIRFLOW_CONN_*` variables, a rotated
+refresh token lives in memory for the process, and the core reads `aws` connections itself
+(`s3_client.client_from_fields`: keys, endpoint, region, profile, botocore config; no roles).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from aps_mirror.aps.auth import TokenStore
@@ -32,6 +34,12 @@ class Backend(Protocol):
 
     def token_store(self, conn_id: str) -> TokenStore:
         """Where the rotating refresh token of `conn_id` is kept between runs."""
+
+    def s3_client(self, conn_id: str, *, workers: int = 1) -> Any:
+        """The boto3 S3 client of the `aws` connection `conn_id` as the platform resolves it
+        (keys, profiles, roles, endpoint, botocore config), built by
+        `s3_client.make_s3_client` for `workers` parallel transfers. A connection that is
+        missing (other than the default) or unusable is a one-line ConfigError."""
 
 
 @functools.cache

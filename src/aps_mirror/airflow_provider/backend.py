@@ -1,8 +1,10 @@
-"""The Airflow backend of the core (entry point `aps_mirror.backends: airflow`): connections
-and refresh-token stores from Airflow. Importing it without Airflow fails, which tells the
-core that this backend is not available here."""
+"""The Airflow backend of the core (entry point `aps_mirror.backends: airflow`): connections,
+refresh-token stores and S3 clients from Airflow. Importing it without Airflow fails, which
+tells the core that this backend is not available here."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import airflow.sdk  # noqa: F401 - the import that fails where Airflow is not installed
 
@@ -19,3 +21,8 @@ class AirflowBackend:
 
     def token_store(self, conn_id: str) -> AirflowTokenStore:
         return AirflowTokenStore(conn_id)
+
+    def s3_client(self, conn_id: str, *, workers: int = 1) -> Any:
+        from aps_mirror.airflow_provider.aws_connection import s3_client  # boto3 only when S3 is used
+
+        return s3_client(conn_id, workers=workers)

@@ -11,8 +11,10 @@ from aps_mirror.aps.auth import TokenStore
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.backends import installed_backend
-from aps_mirror.connection import ApsConnection, AuthMode, S3Settings, lookup_connection
+from aps_mirror.connection import ApsConnection, AuthMode, lookup_connection
 from aps_mirror.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class ExitCode(IntEnum):
@@ -22,17 +24,41 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+# Third-party loggers kept to warnings below -vv. Airflow's: its Amazon provider says at INFO
+# where it found each connection's credentials, every time.
+THIRD_PARTY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "airflow")
+_chosen_levels: tuple[int, int] = (logging.INFO, 0)  # (level, verbose) of setup_logging
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     """-v: aps-mirror's own debug lines; -vv: the HTTP and AWS libraries' too (URLs scrubbed)."""
+    global _chosen_levels
     verbose = verbose or 0
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    _chosen_levels = (level, verbose)
+    apply_log_levels()
+
+
+def apply_log_levels() -> None:
+    """The levels setup_logging chose; again after importing Airflow, whose logging setup
+    resets every logger's level to its own (and logs through structlog besides)."""
+    level, verbose = _chosen_levels
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:  # Airflow's handler stops below INFO, which would hide -v
+        if handler.level > level:
+            handler.setLevel(level)
     if verbose < 2:  # third-party chatter drowns the progress lines
-        for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        for noisy in THIRD_PARTY_LOGGERS:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     # Its debug lines are the request's signature and what was signed: never worth printing.
     logging.getLogger("botocore.auth").setLevel(logging.INFO)
+    structlog = sys.modules.get("structlog")
+    if structlog is not None:  # imported with Airflow, whose own loggers are structlog's: same rule
+        quietest = level if verbose >= 2 else max(level, logging.WARNING)
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(quietest))
 
 
 def aps_client(conn_id: str) -> ApsClient:
@@ -50,12 +76,18 @@ def token_store_for(connection: ApsConnection) -> TokenStore | None:
 
 
 def s3_client(aws_conn_id: str, *, workers: int = 1) -> Any:
-    """The S3 client of `aws_conn_id`, sized for `workers` parallel transfers."""
-    from aps_mirror.s3_client import require_aws_connection
+    """The S3 client of `aws_conn_id`, sized for `workers` parallel transfers: resolved by
+    Airflow's Amazon provider where Airflow is installed (as in the DAG), else read here."""
+    from aps_mirror.s3_client import client_from_fields, require_aws_connection
 
+    backend = installed_backend()
+    if backend is not None:
+        return backend.s3_client(aws_conn_id, workers=workers)
+    log.debug("Airflow is not installed: aps-mirror reads AWS connection %r itself (keys, endpoint_url, "
+              "region_name, profile_name, config_kwargs; no role_arn)", aws_conn_id)
     fields = lookup_connection(aws_conn_id, required=False)
     require_aws_connection(aws_conn_id, found=fields is not None)
-    return S3Settings.from_fields(fields).client(workers=workers)
+    return client_from_fields(fields, workers=workers)
 
 
 def open_bucket(aws_conn_id: str, bucket: str, *, workers: int = 1) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from aps_mirror import __version__
 from aps_mirror.cli import authorize, catalog, report, restore, sync, tree, validate, verify
-from aps_mirror.cli.common import ExitCode, setup_logging
+from aps_mirror.cli.common import ExitCode, apply_log_levels, setup_logging
 from aps_mirror.errors import ApsMirrorError, ConfigError
 
 
@@ -76,6 +76,7 @@ class _AirflowLogsToStderr(importlib.abc.MetaPathFinder):
                 with redirect_stdout(sys.stderr):
                     load(module)
                     _structlog_to_stderr()
+                apply_log_levels()  # Airflow's logging setup reset the -v / -q / quiet-library levels
             finally:
                 logging.disable(previous)
 
