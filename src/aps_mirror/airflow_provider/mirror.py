@@ -59,18 +59,11 @@ def mirror_engine(params: Mapping[str, Any], run_id: str | None = None) -> Mirro
 
 
 def mirror_s3(params: Mapping[str, Any], *, workers: int = 1) -> Any:
-    """The S3 client of the run's `aws` connection: the Amazon provider's session, endpoint
-    and botocore config, built by the core's factory (pool sized for `workers` transfers)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    """The S3 client of the run's `aws` connection, resolved by the Amazon provider and built by
+    the core's factory (pool sized for `workers` transfers): the CLI's way too."""
+    from aps_mirror.airflow_provider.aws_connection import s3_client
 
-    from aps_mirror.s3_client import make_s3_client, require_aws_connection
-
-    conn_id = params["aws_conn_id"]
-    hook = S3Hook(aws_conn_id=conn_id)
-    require_aws_connection(conn_id, found=bool(hook.conn_config))  # the hook would fall back silently
-    return make_s3_client(session=hook.get_session(region_name=hook.region_name),
-                          endpoint_url=hook.conn_config.get_service_endpoint_url("s3"),
-                          config=hook.config, verify=hook.verify, workers=workers)
+    return s3_client(params["aws_conn_id"], workers=workers)
 
 
 def publish_catalog(params: Mapping[str, Any]) -> dict[str, int]:
