@@ -2,7 +2,8 @@
 
 No Docker engine is needed: the Compose file is validated against the Compose Specification's
 JSON schema (vendored in tests/specs/compose-spec/) and its topology, interpolation and shell
-snippets are checked by reading them; the Dockerfile is read for its base image and install
+snippets are checked by reading them (airflow-init's password step, a standard-library script,
+is also run on a temporary folder); the Dockerfile is read for its base image and install
 step, cross-checked against constraints.txt and requirements.txt.
 """
 
@@ -12,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -317,10 +319,85 @@ def test_init_migrates_creates_pool_and_login(services: dict[str, dict[str, Any]
     assert 'airflow pools set autodesk_api 4 "APS API concurrency"' in script
     assert init["user"] == "0:0"
     assert "chown" in script and "/opt/airflow/{logs,dags,plugins,config}" in script
-    # SimpleAuthManager login documented at the top: airflow / airflow
-    assert _interpolate(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"], {}) == "airflow:admin"
+    # SimpleAuthManager login documented at the top: airflow / airflow (+ aps-mirror's REST user)
+    assert _interpolate(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"], {}) == "airflow:admin,aps_mirror:op"
     assert _interpolate(env["_AIRFLOW_WWW_USER_PASSWORD"], {}) == "airflow"
-    assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in script
+    assert "python /opt/airflow/include/docker/provision_simple_auth.py" in script  # writes the password file
+    assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in (REPO / "include/docker/provision_simple_auth.py").read_text()
+
+
+def _simple_auth_role(users: str, name: str) -> str:
+    roles = dict(entry.split(":")[:2] for entry in users.split(","))
+    return roles[name]
+
+
+def test_token_persistence_has_least_privilege_rest_credentials_in_every_airflow_service(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """3-legged tokens rotate inside tasks, which save them through the REST API: every Airflow
+    service knows where the API is, as whom to log in, and where init put the password."""
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    env = {k: _interpolate(str(v), {}) for k, v in _env(compose["x-airflow-common"]).items()}
+    assert env["APS_MIRROR_AIRFLOW_API_URL"] == "http://airflow-apiserver:8080"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == env["APS_MIRROR_AIRFLOW_API_URL"] + "/execution/"
+    user = env["APS_MIRROR_AIRFLOW_API_USERNAME"]
+    assert user == "aps_mirror" and user != _interpolate(_env(services["airflow-init"])["_AIRFLOW_WWW_USER_USERNAME"], {})
+    role = _simple_auth_role(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"], user)
+    # The least role the installed SimpleAuthManager lets edit connections: op, not admin.
+    manager = SimpleAuthManager()
+    may_edit = {r: manager.is_authorized_connection(method="PUT", user=SimpleAuthManagerUser(username=user, role=r))
+                for r in ("viewer", "user", "op", "admin")}
+    assert may_edit == {"viewer": False, "user": False, "op": True, "admin": True}
+    assert role == "op"
+    # The password is never a value in the file: init writes it into the shared config volume.
+    assert "APS_MIRROR_AIRFLOW_API_PASSWORD" not in env
+    assert env["APS_MIRROR_AIRFLOW_API_PASSWORD_FILE"] == "/opt/airflow/config/aps_mirror_airflow_api_password"
+    assert any(v.endswith(":/opt/airflow/config") for v in compose["x-airflow-common"]["volumes"])
+    init = services["airflow-init"]
+    assert _interpolate(_env(init)["_APS_MIRROR_AIRFLOW_API_PASSWORD"], {}) == "", "no fixed default password"
+    script = init["command"][1]
+    provision = "python /opt/airflow/include/docker/provision_simple_auth.py"
+    assert provision in script and (REPO / "include" / "docker" / "provision_simple_auth.py").is_file()
+    assert script.index("set -e") < script.index(provision) < script.index("chown")
+
+
+def test_connection_testing_is_enabled(compose: dict[str, Any]) -> None:
+    assert _env(compose["x-airflow-common"])["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+
+
+def _provision(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess:
+    """Run init's password step with the compose file's environment, /opt/airflow/config -> tmp_path."""
+    compose_env = _env(yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]["airflow-init"])
+    env = {k: _interpolate(str(v), {}).replace("/opt/airflow/config", str(tmp_path)) for k, v in compose_env.items()}
+    env.update(overrides)
+    return subprocess.run([sys.executable, str(REPO / "include" / "docker" / "provision_simple_auth.py")],
+                          env=env, capture_output=True, text=True, check=False)
+
+
+def test_init_generates_the_rest_password_once_and_keeps_it(tmp_path: Path) -> None:
+    first = _provision(tmp_path)
+    assert first.returncode == 0, first.stderr
+    kept = tmp_path / "aps_mirror_airflow_api_password"
+    password = kept.read_text().strip()
+    passwords = json.loads((tmp_path / "simple_auth_manager_passwords.json").read_text())
+    assert passwords == {"airflow": "airflow", "aps_mirror": password} and len(password) >= 24
+    for path in (kept, tmp_path / "simple_auth_manager_passwords.json"):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert password not in first.stdout + first.stderr
+    again = _provision(tmp_path)  # `docker compose up` runs init every time
+    assert again.returncode == 0 and kept.read_text().strip() == password
+    chosen = _provision(tmp_path, _APS_MIRROR_AIRFLOW_API_PASSWORD="chosen-in-dot-env")
+    assert chosen.returncode == 0 and kept.read_text().strip() == "chosen-in-dot-env"
+    assert json.loads((tmp_path / "simple_auth_manager_passwords.json").read_text())["aps_mirror"] == "chosen-in-dot-env"
+
+
+def test_init_refuses_users_that_do_not_give_aps_mirror_role_op(tmp_path: Path) -> None:
+    refused = _provision(tmp_path, AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="airflow:admin,aps_mirror:admin")
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "role op" in refused.stderr
+    assert not (tmp_path / "aps_mirror_airflow_api_password").exists()
 
 
 def test_demo_services_are_in_the_demo_profile_only(

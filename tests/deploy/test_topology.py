@@ -40,12 +40,13 @@ PASSWORD = secrets.token_urlsafe(12)
 _DEFAULTED = re.compile(r"\$\{(\w+):?-([^}]*)\}")
 
 
-def compose_environment(local: dict[str, str]) -> dict[str, str]:
-    """The Airflow services' shared environment from docker-compose.yaml, with the
-    containers' host names and paths replaced by this machine's (`local`: old -> new)."""
+def compose_environment(local: dict[str, str], service: str | None = None) -> dict[str, str]:
+    """The Airflow services' shared environment from docker-compose.yaml (or `service`'s own),
+    with the containers' host names and paths replaced by this machine's (`local`: old -> new)."""
     compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+    source = compose["services"][service] if service else compose["x-airflow-common"]
     env = {}
-    for key, value in compose["x-airflow-common"]["environment"].items():
+    for key, value in source["environment"].items():
         value = _DEFAULTED.sub(lambda m: os.environ.get(m.group(1), m.group(2)), str(value))
         for old, new in local.items():
             value = value.replace(old, new)
