@@ -42,7 +42,10 @@ def build_catalog_digest_dag(dag_id: str = "aps_mirror_catalog_digest", *, mirro
             from aps_mirror.airflow_provider.mirror import mirror_s3
             from aps_mirror.catalog import examples, reader
 
-            event = triggering_asset_events[catalog["files"]][-1]  # the newest publish
+            # By name: the events' assets are full assets (name and URI), the schedule's refs are not.
+            files = catalog["files"].name
+            event = [e for asset in triggering_asset_events if asset.name == files
+                     for e in triggering_asset_events[asset]][-1]  # the newest publish
             where = event.extra
             con = reader.connect(mirror_s3(where), where["bucket"], where["prefix"], tables=("files", "events"))
             answers = {}
