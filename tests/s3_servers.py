@@ -39,6 +39,7 @@ SERVER_NAMES = ("moto", "seaweedfs")
 # What the mirror relies on. Each is exercised on the servers that have it in tests/test_s3_servers.py.
 CAPABILITIES = {
     "object_lock": "bucket created with Object Lock (versioned); default retention; a locked version's delete refused",
+    "multipart_object_lock": "the Object Lock headers of CreateMultipartUpload lock the completed object",
     "retention_read": "GetObjectRetention returns a version's mode and retain-until date",
     "compliance_shortening_refused": "a COMPLIANCE retention cannot be shortened",
     "legal_hold": "a held version's delete refused, even with the governance bypass",
@@ -59,6 +60,7 @@ CAPABILITIES = {
 
 # (server, capability) -> how the server falls short. Asserted by test_s3_servers.py.
 UNSUPPORTED: dict[tuple[str, str], str] = {
+    ("moto", "multipart_object_lock"): "CreateMultipartUpload drops the Object Lock headers: the object is not locked",
     ("moto", "retention_read"): "GetObjectRetention is not implemented (500); HeadObject carries the retention",
     ("moto", "compliance_shortening_refused"): "PutObjectRetention shortens a COMPLIANCE retention",
     ("moto", "sse_kms_unknown_key_refused"): "any key id is accepted and echoed; moto's S3 does not ask its KMS",

@@ -11,14 +11,16 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def params_table() -> dict[str, str]:
-    """Param name -> default column, from the `| param | default | meaning |` table."""
+    """Param name -> default column, from every `| param | default | meaning |` table (the
+    sync options, and the protections of the objects)."""
     text = README.read_text(encoding="utf-8")
-    table = text[text.index("| param | default | meaning |"):].split("\n\n", 1)[0]
-    rows = {}
-    for line in table.splitlines()[2:]:
-        name_cell, default_cell = line.split("|")[1:3]
-        for name in re.findall(r"`([a-z_]+)`", name_cell):
-            rows[name] = default_cell.strip()
+    rows: dict[str, str] = {}
+    for start in (m.start() for m in re.finditer(re.escape("| param | default | meaning |"), text)):
+        for line in text[start:].split("\n\n", 1)[0].splitlines()[2:]:
+            name_cell, default_cell = line.split("|")[1:3]
+            for name in re.findall(r"`([a-z_]+)`", name_cell):
+                assert name not in rows, f"{name} is in two params tables"
+                rows[name] = default_cell.strip()
     return rows
 
 

@@ -108,6 +108,35 @@ def test_retention_put_on_an_existing_version_locks_it(s3_server: S3Server):
     assert error_code(refused) == "AccessDenied"
 
 
+def locked_multipart_upload(s3, bucket: str, key: str) -> dict:
+    """A two-part upload created with a GOVERNANCE retention; HeadObject of the result."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, ObjectLockMode="GOVERNANCE",
+                                        ObjectLockRetainUntilDate=tomorrow())["UploadId"]
+    done = []
+    for number, part in enumerate((b"m" * PART, b"end"), start=1):
+        sent = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=part)
+        done.append({"PartNumber": number, "ETag": sent["ETag"]})
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done})
+    return s3.head_object(Bucket=bucket, Key=key)
+
+
+@on("multipart_object_lock")
+def test_a_multipart_upload_created_with_a_retention_is_locked(s3_server: S3Server):
+    s3 = s3_server.client()
+    bucket = s3_server.new_bucket(object_lock=True)
+    head = locked_multipart_upload(s3, bucket, "big.rvt")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    with pytest.raises(ClientError) as refused:
+        s3.delete_object(Bucket=bucket, Key="big.rvt", VersionId=head["VersionId"])
+    assert error_code(refused) == "AccessDenied"
+
+
+def shortfall_multipart_object_lock(server: S3Server) -> None:
+    s3 = server.client()
+    bucket = server.new_bucket(object_lock=True)
+    assert "ObjectLockMode" not in locked_multipart_upload(s3, bucket, "big.rvt")
+
+
 @on("retention_read")
 def test_object_retention_reads_back(s3_server: S3Server):
     s3 = s3_server.client()

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from aps_mirror.errors import ConfigError
 from aps_mirror.mirror.keys import META_DIR
+from aps_mirror.mirror.protection import (CHECKSUM_ALGORITHMS, LOCK_MODES, MAX_LOCK_DAYS, SSE_MODES,
+                                          STORAGE_CLASSES)
 
 if TYPE_CHECKING:
     from aps_mirror.mirror.engine import MirrorConfig
@@ -133,6 +135,36 @@ def _choice(choices: tuple[str, ...]) -> Parser:
     return parse
 
 
+def _named(choices: tuple[str, ...]) -> Parser:
+    """One of `choices` in any case, given back in S3's own spelling (STANDARD_IA, aws:kms)."""
+    def parse(raw: Any, label: str) -> str:
+        spelled = {c.casefold(): c for c in choices}
+        if isinstance(raw, str) and raw.strip().casefold() in spelled:
+            return spelled[raw.strip().casefold()]
+        raise _refuse(label, raw, f"use one of {', '.join(choices)}")
+
+    return parse
+
+
+def parse_account_id(raw: Any, label: str) -> str:
+    if isinstance(raw, str) and re.fullmatch(r"[0-9]{12}", raw.strip()):
+        return raw.strip()
+    raise _refuse(label, raw, "use the 12-digit AWS account id that owns the bucket")
+
+
+def parse_kms_key_id(raw: Any, label: str) -> str:
+    if isinstance(raw, str) and re.fullmatch(r"[A-Za-z0-9:/_.+=@-]{1,2048}", raw.strip()):
+        return raw.strip()
+    raise _refuse(label, raw, "use a KMS key id, key ARN, alias name (alias/...) or alias ARN")
+
+
+def parse_lock_days(raw: Any, label: str) -> int:
+    value = _integer(raw)
+    if value is None or not 1 <= value <= MAX_LOCK_DAYS:
+        raise _refuse(label, raw, f"use a whole number of days from 1 to {MAX_LOCK_DAYS}")
+    return value
+
+
 def parse_delete_policy(raw: Any, label: str) -> Any:
     from aps_mirror.mirror.plan import DeletePolicy
 
@@ -192,6 +224,10 @@ PREFIX_PATTERN = (
 MAX_DELETE_PATTERN = r"^\s*(?:[0-9]+|(?:0*100(?:\.0*)?|0*[0-9]{1,2}(?:\.[0-9]*)?|\.[0-9]+)\s*%)\s*$"
 BUCKET_PATTERN = r"^(?![^\n]*\n)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 _GLOBS = {"type": "array", "items": {"type": "string"}}
+
+
+def _optional_enum(choices: tuple[str, ...]) -> dict[str, Any]:
+    return {"type": ["null", "string"], "enum": [None, *choices]}
 
 
 @dataclass(frozen=True)
@@ -286,6 +322,32 @@ SYNC_OPTIONS: tuple[SyncOption, ...] = (
                flag="--lock-wait", metavar="SECONDS"),
     SyncOption("break_lock", False, "Take over the prefix's lock left by a run that died (check that it is "
                "not running first: a live run would lose its lock).", parse_flag, {"type": "boolean"}),
+    # Protection of the objects (aps_mirror.mirror.protection): on every request of the run.
+    SyncOption("storage_class", None, "S3 storage class of mirrored files (not of the mirror's bookkeeping); "
+               "empty = the bucket's default.", _named(STORAGE_CLASSES), _optional_enum(STORAGE_CLASSES),
+               metavar="CLASS"),
+    SyncOption("sse", None, "Server-side encryption of every object written: AES256 (SSE-S3) or aws:kms "
+               "(SSE-KMS); empty = the bucket's default.", _named(SSE_MODES), _optional_enum(SSE_MODES),
+               metavar="{" + ",".join(SSE_MODES) + "}"),
+    SyncOption("sse_kms_key_id", None, "The KMS key of sse aws:kms (id, ARN or alias); empty = the account's "
+               "aws/s3 key.", parse_kms_key_id, {"type": ["null", "string"], "maxLength": 2048},
+               flag="--sse-kms-key-id", metavar="KEY"),
+    SyncOption("expected_bucket_owner", None, "The 12-digit AWS account that must own the bucket, sent with "
+               "every request (S3 refuses if another account owns it).", parse_account_id,
+               {"type": ["null", "string"], "pattern": "^[0-9]{12}$"}, metavar="ACCOUNT"),
+    SyncOption("object_tags", False, "Tag mirrored files with their hub, project and item ids "
+               "(aps-hub-id, aps-project-id, aps-item-id).", parse_flag, {"type": "boolean"}),
+    SyncOption("checksum_algorithm", None, "An S3 additional checksum computed and kept by S3 for every "
+               "upload and copy, e.g. SHA256; empty = the SDK's default.", _named(CHECKSUM_ALGORITHMS),
+               _optional_enum(CHECKSUM_ALGORITHMS), metavar="ALGORITHM"),
+    SyncOption("object_lock_mode", None, "S3 Object Lock retention of mirrored files: GOVERNANCE or "
+               "COMPLIANCE, for object_lock_days (the bucket must have Object Lock).", _named(LOCK_MODES),
+               _optional_enum(LOCK_MODES), metavar="{" + ",".join(LOCK_MODES) + "}"),
+    SyncOption("object_lock_days", None, "Days each mirrored file's version stays locked after it is "
+               "written (with object_lock_mode).", parse_lock_days,
+               {"type": ["null", "integer"], "minimum": 1, "maximum": MAX_LOCK_DAYS}, metavar="DAYS"),
+    SyncOption("legal_hold", False, "Put an S3 Object Lock legal hold on every mirrored file (the bucket "
+               "must have Object Lock).", parse_flag, {"type": "boolean"}),
 )
 
 

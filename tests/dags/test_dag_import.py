@@ -45,6 +45,9 @@ def test_params_and_their_defaults() -> None:
                       "dry_run": False, "full_walk": False, "full_walk_days": 7,
                       "delete_policy": "keep", "max_delete": "10%", "versions": "tip",
                       "allow_other_account": False, "lock_wait_seconds": 300.0, "break_lock": False,
+                      "storage_class": None, "sse": None, "sse_kms_key_id": None, "expected_bucket_owner": None,
+                      "object_tags": False, "checksum_algorithm": None, "object_lock_mode": None,
+                      "object_lock_days": None, "legal_hold": False,
                       "max_batches": 32, "autodesk_conn_id": "autodesk_default", "aws_conn_id": "aws_default"}
 
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
+from aps_mirror.mirror.protection import ObjectProtection
 from aps_mirror.mirror.selection import is_selected
 from aps_mirror.mirror.walk import RemoteFile
 
@@ -50,6 +51,26 @@ class MirrorConfig:
     # and whether to break a lease an operator knows is left by a dead run.
     lock_wait_seconds: float = 300.0
     break_lock: bool = False
+    # How the objects are protected in S3 (aps_mirror.mirror.protection): checked together below.
+    storage_class: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    expected_bucket_owner: str | None = None
+    object_tags: bool = False
+    checksum_algorithm: str | None = None
+    object_lock_mode: str | None = None
+    object_lock_days: int | None = None
+    legal_hold: bool = False
+
+    def __post_init__(self) -> None:
+        self.protection  # options that only make sense together are refused at once
+
+    @property
+    def protection(self) -> ObjectProtection:
+        return ObjectProtection(storage_class=self.storage_class, sse=self.sse, sse_kms_key_id=self.sse_kms_key_id,
+                                expected_bucket_owner=self.expected_bucket_owner, object_tags=self.object_tags,
+                                checksum_algorithm=self.checksum_algorithm, object_lock_mode=self.object_lock_mode,
+                                object_lock_days=self.object_lock_days, legal_hold=self.legal_hold)
 
     @property
     def transfers(self) -> int:

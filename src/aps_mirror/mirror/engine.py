@@ -28,6 +28,7 @@ from aps_mirror.mirror.manifest import Manifest, ManifestStore, now_iso
 from aps_mirror.mirror.mirror_record import MirrorRecord, SegmentTaken
 from aps_mirror.mirror.plan import Action, ActionKind, DeletePolicy, plan
 from aps_mirror.mirror.progress import Progress, ProgressListener, human_bytes
+from aps_mirror.mirror.protection import copy_args, retained_until, tagging
 from aps_mirror.mirror.results import Counts, ProjectResult, RunSummary
 from aps_mirror.mirror.transfer import NotDownloadable, Transferred, copy_version, server_side_copy
 from aps_mirror.mirror.versions import VersionKeeper
@@ -46,8 +47,8 @@ class MirrorEngine:
                  trigger: str = "cli", progress_listeners: Iterable[ProgressListener] = ()) -> None:
         self.client = client
         self.progress_listeners = tuple(progress_listeners)  # e.g. the CLI's progress bars
-        self.s3 = s3
         self.config = config
+        self.s3 = config.protection.install(s3)  # every request of the run carries the protection
         self.manifests = ManifestStore(s3, config.bucket, config.prefix)
         # Where each project's run record and events go (the catalog); None records nothing.
         self.catalog = catalog
@@ -67,6 +68,7 @@ class MirrorEngine:
         if self.config.dry_run:
             yield self
             return
+        self.config.protection.check_bucket(self.s3, self.config.bucket)  # before the first write
         lease = MirrorLease(self.s3, self.config.bucket, self.config.prefix, holder=self.run_id,
                             command=f"aps-mirror {self.trigger} run {self.run_id}")
         if break_lock:
@@ -295,7 +297,7 @@ class MirrorEngine:
         failure: Exception | None = None
         with self.client.transport.counter.tally() as calls:  # this project's, whatever thread sends
             try:
-                with self._leased():
+                with self._leased(), tagging(project.hub_id, project.project_id):
                     self._sync(project, result, events)
             except Exception as exc:
                 failure = exc
@@ -567,14 +569,19 @@ class MirrorEngine:
             else:
                 for key in entry.held_keys() if policy is DeletePolicy.TRASH else ():
                     self.s3.copy({"Bucket": self.config.bucket, "Key": keys.check_own(key)},
-                                 self.config.bucket, keys.trash_key(key, now[:10]))
+                                 self.config.bucket, keys.trash_key(key, now[:10]), ExtraArgs=copy_args(self.s3))
                 manifest.remove_item(item_id)
             log.info("%s %s: no longer in Autodesk", policy.value, entry.source_path)
             result.files_deleted += 1
             events.add(EventAction.TRASHED if policy is DeletePolicy.TRASH else EventAction.DELETED,
                        item_id, entry.source_path, key=entry.key, size=entry.size,
-                       reason=DELETE_REASONS[policy], version_id=entry.version_id,
+                       reason=self._delete_reason(policy), version_id=entry.version_id,
                        version_number=entry.version_number)
+
+    def _delete_reason(self, policy: DeletePolicy) -> str:
+        """The event's reason; on a locked mirror, what the delete could not remove, and why."""
+        kept = retained_until(self.config.protection) if policy is not DeletePolicy.KEEP else None
+        return f"{DELETE_REASONS[policy]} ({kept})" if kept else DELETE_REASONS[policy]
 
     def _finish_pending_deletes(self, manifest: Manifest, keys: ProjectKeys) -> None:
         """Remove the objects the committed manifest no longer references (journalled).

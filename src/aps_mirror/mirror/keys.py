@@ -44,6 +44,7 @@ MAX_KEY_BYTES = 1024  # S3's limit for a whole key
 
 META_DIR = "_aps_mirror"  # {prefix}/_aps_mirror/: manifests, catalog, trash, lock, mirror record
 VERSIONS_DIR = "_versions"  # {project}/_versions/: earlier versions (versions=all)
+TRASH_DIR = "trash"  # {prefix}/_aps_mirror/trash/<day>/: what the trash policy moved
 LONG_PATHS_DIR = "_long_paths"  # {project}/_long_paths/: folders folded by rule 9
 RESERVED_NAMES = frozenset({META_DIR, VERSIONS_DIR, LONG_PATHS_DIR})
 
@@ -188,6 +189,17 @@ def meta_prefix(prefix: str) -> str:
     return "/".join([*prefix_segments(prefix), META_DIR])
 
 
+def holds_file(key: str) -> bool:
+    """Whether `key` holds a mirrored file (a tip, a kept version, a trashed copy) rather than
+    the mirror's bookkeeping (manifests, catalog, lock, record): user content never makes a
+    `_aps_mirror` segment, so the rule cannot be fooled by a name."""
+    segments = key.split("/")
+    if META_DIR not in segments:
+        return True
+    at = segments.index(META_DIR)
+    return segments[at + 1:at + 2] == [TRASH_DIR]
+
+
 def version_segment(tip_segment: str, number: int | None) -> str:
     """The name an earlier version is kept under: `<stem>.v<N><.ext>` of the item's segment.
 
@@ -241,7 +253,7 @@ class ProjectKeys:
     def trash_key(self, key: str, day: str) -> str:
         """Where the trash policy moves one of this project's objects."""
         self.check_own(key)
-        return f"{meta_prefix(self.prefix)}/trash/{day}/{key}"
+        return f"{meta_prefix(self.prefix)}/{TRASH_DIR}/{day}/{key}"
 
     def owns(self, key: str) -> bool:
         """Whether `key` is one of this project's objects (in its root, or a former one)."""

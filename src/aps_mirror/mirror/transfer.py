@@ -26,6 +26,7 @@ from aps_mirror.threads import ContextThreadPool
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.retry import RETRYABLE_STATUSES
 from aps_mirror.errors import ApiError, TransferError, s3_write
+from aps_mirror.mirror.protection import copy_args
 from aps_mirror.mirror.walk import RemoteFile
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def _copy_streaming(client: ApsClient, s3: Any, bucket: str, key: str, remote: R
     size = 0
     buffer = bytearray()
     upload_id: str | None = None
+    algorithm: str | None = None  # the upload's additional checksum, if the client adds one
     parts: list[dict[str, Any]] = []
     metadata = object_metadata(remote)
     try:
@@ -158,8 +160,9 @@ def _copy_streaming(client: ApsClient, s3: Any, bucket: str, key: str, remote: R
                 on_bytes(len(chunk))
                 if len(buffer) >= part_size:
                     if upload_id is None:
-                        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)["UploadId"]
-                    parts.append(_upload_part(s3, bucket, key, upload_id, len(parts) + 1, bytes(buffer)))
+                        created = s3.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)
+                        upload_id, algorithm = created["UploadId"], created.get("ChecksumAlgorithm")
+                    parts.append(_upload_part(s3, bucket, key, upload_id, len(parts) + 1, bytes(buffer), algorithm))
                     buffer.clear()
         sha1 = digest.hexdigest()
         _verify(remote, size, sha1, expected_size, expected_sha1)
@@ -168,7 +171,7 @@ def _copy_streaming(client: ApsClient, s3: Any, bucket: str, key: str, remote: R
             s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), Metadata={**metadata, "aps-sha1": sha1})
         else:
             if buffer:
-                parts.append(_upload_part(s3, bucket, key, upload_id, len(parts) + 1, bytes(buffer)))
+                parts.append(_upload_part(s3, bucket, key, upload_id, len(parts) + 1, bytes(buffer), algorithm))
             s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                          MultipartUpload={"Parts": parts})
             upload_id = None
@@ -221,11 +224,13 @@ class _RangedCopy:
         self._stop = threading.Event()
         self._failure: BaseException | None = None  # the first part that failed for good
         self._upload_id = ""
+        self._algorithm: str | None = None  # the upload's additional checksum, if any
 
     def run(self) -> Transferred:
         """Fetch, upload, hash and verify every part, then complete; abort on any failure."""
-        self._upload_id = self.s3.create_multipart_upload(
-            Bucket=self.bucket, Key=self.key, Metadata=object_metadata(self.remote))["UploadId"]
+        created = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                  Metadata=object_metadata(self.remote))
+        self._upload_id, self._algorithm = created["UploadId"], created.get("ChecksumAlgorithm")
         completed = False
         try:
             sha1, size, parts = self._transfer_parts()
@@ -291,7 +296,8 @@ class _RangedCopy:
             try:
                 body = self._fetch(url, start, end, attempt_bytes)
                 self._check_running()
-                entry = _upload_part(self.s3, self.bucket, self.key, self._upload_id, number, body)
+                entry = _upload_part(self.s3, self.bucket, self.key, self._upload_id, number, body,
+                                     self._algorithm)
                 return _Part(entry, body)
             except (_RangeIgnored, _Cancelled):
                 attempt_bytes.take_back()
@@ -414,9 +420,12 @@ def _verify(remote: RemoteFile, size: int, sha1: str, expected_size: int | None,
 
 
 def _upload_part(s3: Any, bucket: str, key: str, upload_id: str, number: int,
-                 body: bytes | bytearray) -> dict[str, Any]:
+                 body: bytes | bytearray, algorithm: str | None) -> dict[str, Any]:
     answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
-    return {"PartNumber": number, "ETag": answer["ETag"]}
+    entry = {"PartNumber": number, "ETag": answer["ETag"]}
+    if algorithm:  # the upload was created with an additional checksum: completing it lists each part's
+        entry[f"Checksum{algorithm.upper()}"] = answer[f"Checksum{algorithm.upper()}"]
+    return entry
 
 
 def _abort_quietly(s3: Any, bucket: str, key: str, upload_id: str) -> None:
@@ -431,4 +440,4 @@ def server_side_copy(s3: Any, bucket: str, source_key: str, key: str, remote: Re
     """Copy an object already in the mirror to a new key (rename/move: no download)."""
     with s3_write(bucket, key):
         s3.copy({"Bucket": bucket, "Key": source_key}, bucket, key,
-                ExtraArgs={"Metadata": object_metadata(remote), "MetadataDirective": "REPLACE"})
+                ExtraArgs={"Metadata": object_metadata(remote), "MetadataDirective": "REPLACE", **copy_args(s3)})

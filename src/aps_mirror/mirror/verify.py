@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 from urllib.parse import unquote
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, FlexibleChecksumError
 
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.models import Hub, Project
@@ -217,7 +217,11 @@ class MirrorVerifier:
             return _Checked(held, "corrupt", "; ".join(problems))
         if not reread:
             return _Checked(held)
-        sha1, size = self._read_sha1(held.key, progress)
+        try:
+            sha1, size = self._read_sha1(held.key, progress)
+        except FlexibleChecksumError as exc:  # S3's own checksum of the object (checksum_algorithm)
+            return _Checked(held, "corrupt", f"its bytes do not match the checksum S3 stored for them ({exc})",
+                            read=True)
         expected, source = held.sha1, "the manifest's"
         if not expected:
             expected, source = self._autodesk_sha1(held), "Autodesk's"
@@ -231,9 +235,11 @@ class MirrorVerifier:
         return _Checked(held, bytes_read=size, read=True)
 
     def _read_sha1(self, key: str, progress: Progress) -> tuple[str, int]:
-        """SHA-1 and length of an object's bytes, streamed: one chunk in memory at a time."""
+        """SHA-1 and length of an object's bytes, streamed: one chunk in memory at a time. With
+        an S3 additional checksum over the whole object, botocore checks the bytes against it as
+        they stream (FlexibleChecksumError at the end when they differ)."""
         digest, size = hashlib.sha1(), 0
-        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        body = self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")["Body"]
         try:
             for chunk in body.iter_chunks(READ_CHUNK):
                 digest.update(chunk)

@@ -10,6 +10,7 @@ from typing import Any
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.mirror.keys import ProjectKeys
 from aps_mirror.mirror.manifest import ManifestEntry, now_iso
+from aps_mirror.mirror.protection import copy_args
 from aps_mirror.mirror.transfer import NotDownloadable, copy_version
 from aps_mirror.mirror.walk import RemoteFile
 
@@ -39,7 +40,8 @@ class VersionKeeper:
     def set_tip_aside(self, remote: RemoteFile, previous: ManifestEntry) -> dict[str, dict[str, Any]]:
         """Before a new tip overwrites it, copy the mirrored old tip aside inside S3 (no download)."""
         key = self.key_for(remote, previous.version_number)
-        self.s3.copy({"Bucket": self.bucket, "Key": self.keys.check_own(previous.key)}, self.bucket, key)
+        self.s3.copy({"Bucket": self.bucket, "Key": self.keys.check_own(previous.key)}, self.bucket, key,
+                     ExtraArgs=copy_args(self.s3))
         return {previous.version_id: {"kept_key": key}}
 
     def fetch_earlier(self, remote: RemoteFile, previous: ManifestEntry | None,
