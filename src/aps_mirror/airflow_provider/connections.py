@@ -66,7 +66,7 @@ def _airflow_connection(conn_id: str) -> Any:
 
 def get_connection_fields(conn_id: str) -> ConnectionFields | None:
     """The connection `conn_id` as Airflow resolves it, or None when it is not defined."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from aps_mirror.airflow_provider.compat import AirflowNotFoundException
 
     try:
         conn = _airflow_connection(conn_id)

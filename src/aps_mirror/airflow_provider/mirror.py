@@ -10,7 +10,7 @@ import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+from aps_mirror.airflow_provider.compat import fail_fast_retry_policy
 from aps_mirror.errors import AuthError, ConfigError
 
 if TYPE_CHECKING:
@@ -28,14 +28,11 @@ MIN_BATCH_HOURS = 2
 
 # Retrying cannot fix a bad connection or a dead refresh token: a person must act first.
 # Everything else (APS outages, rate limits that outlasted the client's own retries) retries.
-FAIL_FAST_ON_SETUP_ERRORS = ExceptionRetryPolicy(
-    rules=[
-        RetryRule(
-            exception=[ConfigError, AuthError],
-            action=RetryAction.FAIL,
-            reason="The Autodesk connection needs fixing (or re-authorizing); retrying will not help.",
-        ),
-    ],
+# None before Airflow 3.3 (no retry policies): tasks then use their plain `retries`; give it to
+# tasks through `compat.retry_policy_args`.
+FAIL_FAST_ON_SETUP_ERRORS = fail_fast_retry_policy(
+    [ConfigError, AuthError],
+    reason="The Autodesk connection needs fixing (or re-authorizing); retrying will not help.",
 )
 
 

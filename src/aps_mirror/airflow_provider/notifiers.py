@@ -18,7 +18,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineReference
+from airflow.sdk import BaseNotifier
+from aps_mirror.airflow_provider.compat import deadline_alert
 from aps_mirror.errors import ConfigError
 
 log = logging.getLogger("aps_mirror.alerts")
@@ -68,15 +69,16 @@ def deadline_after_start(raw: str | None, label: str = DEADLINE_ENV) -> timedelt
     return timedelta(hours=int(match[1]), minutes=int(match[2]))
 
 
-def nightly_deadline(raw: str | None = None, *, mirror: str = "aps_mirror") -> DeadlineAlert | None:
-    """The alert when a scheduled run is not done `raw` (HH:MM; default `APS_MIRROR_DEADLINE`)
-    after its scheduled start (manual runs have none, so Airflow sets them no deadline)."""
+def nightly_deadline(raw: str | None = None, *, mirror: str = "aps_mirror") -> Any | None:
+    """The DeadlineAlert when a scheduled run is not done `raw` (HH:MM; default `APS_MIRROR_DEADLINE`)
+    after its scheduled start (manual runs have none, so Airflow sets them no deadline); None
+    for `off`, and on Airflow 3.1, which has no deadline alerts (`compat`)."""
+    env = os.environ.get(DEADLINE_ENV)
     if raw is not None:
         interval = deadline_after_start(raw, label="deadline")
     else:
-        interval = deadline_after_start(os.environ.get(DEADLINE_ENV))
+        interval = deadline_after_start(env)
     if interval is None:
         return None
-    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=interval,
-                         callback=AsyncCallback(MirrorAlertNotifier, kwargs={"message": LATE, "mirror": mirror}),
-                         name=f"{mirror} nightly deadline")
+    return deadline_alert(interval, MirrorAlertNotifier, {"message": LATE, "mirror": mirror},
+                          name=f"{mirror} nightly deadline", requested=(raw or env) is not None)

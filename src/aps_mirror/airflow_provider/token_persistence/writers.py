@@ -95,8 +95,9 @@ def _password_from_file() -> str | None:
 
 
 def _default_api_url() -> str:
-    from airflow.sdk.configuration import conf
+    from aps_mirror.airflow_provider.compat import airflow_conf
 
+    conf = airflow_conf()
     base = conf.get("api", "base_url", fallback="") or ""
     if base.startswith("http"):
         return base
