@@ -147,7 +147,10 @@ class RedisRateBudget:
 
     def __init__(self, url: str, client_id: str, rate_scale: float = 1.0, *,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        import redis  # only deployments that share a budget need the client
+        from aps_mirror.extras import import_extra
+
+        # only deployments that share a budget need the client
+        redis = import_extra("redis", extra="redis", feature="A rate budget shared through Redis")
 
         self._redis = redis.Redis.from_url(url)
         self._script = self._redis.register_script(_BUCKET_SCRIPT)

@@ -9,8 +9,9 @@ import signal
 import sys
 import threading
 
+from aps_mirror.extras import MissingExtra
+
 from .oauth import ACCESS_TOKEN_TTL, DEFAULT_REDIRECT_URIS
-from .server import SimulatorServer
 from .sim import Simulator
 
 EXIT_OK = 0
@@ -55,6 +56,11 @@ def serve_command(args: argparse.Namespace) -> int:
                         reuse_detection=args.reuse_detection == "on",
                         rate_limit_headers=args.rate_limit_headers == "on", fault_seed=args.fault_seed)
     except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from .server import SimulatorServer  # the `simulator` extra
+    except MissingExtra as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

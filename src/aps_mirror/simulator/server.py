@@ -7,10 +7,14 @@ import threading
 import time
 from types import TracebackType
 
-import uvicorn
+from aps_mirror.extras import import_extra
 
-from .app import create_app
-from .sim import Simulator
+# The server stack is the `simulator` extra; Simulator itself (in-process) needs neither.
+import_extra("fastapi", extra="simulator", feature="The APS simulator's HTTP server")
+uvicorn = import_extra("uvicorn", extra="simulator", feature="The APS simulator's HTTP server")
+
+from .app import create_app  # noqa: E402 - after the check, so a missing fastapi is named
+from .sim import Simulator  # noqa: E402
 
 
 class SimulatorServer:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from aps_mirror.errors import AuthError
+from aps_mirror.extras import import_extra
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,10 @@ def rotation_lock(conn_id: str, url: str | None = None) -> contextlib.AbstractCo
 
 def _airflow_conf(section: str, key: str) -> str:
     try:
-        from airflow.sdk.configuration import conf
-    except ImportError:
+        from aps_mirror.airflow_provider.compat import airflow_conf
+    except ImportError:  # no Airflow here
         return ""
-    return conf.get(section, key, fallback="") or ""
+    return airflow_conf().get(section, key, fallback="") or ""
 
 
 def deployment_redis_url() -> str | None:
@@ -73,7 +74,7 @@ def _lock_key(conn_id: str) -> int:
 
 @contextlib.contextmanager
 def _pg_lock(conn_id: str, dsn: str) -> Iterator[None]:
-    import psycopg2
+    psycopg2 = import_extra("psycopg2", extra="postgres", feature="A refresh lock shared through PostgreSQL")
 
     conn = psycopg2.connect(dsn, connect_timeout=10, application_name="aps-mirror-token-lock")
     conn.autocommit = True
@@ -96,7 +97,7 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 
 @contextlib.contextmanager
 def _redis_lock(conn_id: str, url: str) -> Iterator[None]:
-    import redis
+    redis = import_extra("redis", extra="redis", feature="A refresh lock shared through Redis")
 
     client = redis.Redis.from_url(url, socket_timeout=10)
     name, me = f"aps-mirror:refresh-lock:{conn_id}", uuid.uuid4().hex
