@@ -9,9 +9,11 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # Exact versions come from constraints.txt: Airflow's own constraint files cannot be fetched here.
+# Extras: the provider, the Celery executor of the deployments, and what the tests use (which
+# includes the simulator, redis and postgres extras).
 $(STAMP): pyproject.toml constraints.txt requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[airflow,test]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[airflow,celery,test]"
 	touch $(STAMP)
 
 # Debian's Chromium and ChromeDriver for the browser tests (apt-get; skipped when present).

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -32,7 +33,13 @@ def _cli_json(*args: str) -> list[dict]:
 
 
 def _project_version() -> str:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    """The version as written once, in src/aps_mirror/__init__.py, which pyproject.toml reads."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["project"]["dynamic"] == ["version"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "aps_mirror.__version__"}
+    written = re.search(r'^__version__ = "([^"]+)"$', (REPO / "src/aps_mirror/__init__.py").read_text(), re.M)
+    assert written, "src/aps_mirror/__init__.py does not write __version__"
+    return written.group(1)
 
 
 def _entry_point(group: str, value: str):

@@ -1,14 +1,16 @@
 """Provider metadata Airflow reads through the `apache_airflow_provider` entry point.
 
 Pure data, no imports of Airflow or of the hook: every Airflow process loads this at start-up.
+The version is the package's own (`aps_mirror.__version__`, which the wheel's metadata also reads).
 Airflow 3.2+ builds the connection form from `conn-fields` and `ui-field-behaviour` here
 without importing the hook; `AutodeskHook.get_ui_field_behaviour()` returns the same dict.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from aps_mirror import __version__
 
 PACKAGE_NAME = "aps-mirror"
 CONN_TYPE = "autodesk"
@@ -56,13 +58,6 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-def _version() -> str:
-    try:
-        return version(PACKAGE_NAME)
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0.0.0"
-
-
 def get_provider_info() -> dict[str, Any]:
     """The provider metadata dict (Airflow's runtime `provider_info.schema.json`)."""
     return {
@@ -70,7 +65,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Autodesk Platform Services (aps-mirror)",
         "description": "Mirror Autodesk Platform Services (APS) Data Management documents "
                        "into Amazon S3: the `autodesk` connection type and `AutodeskHook`.",
-        "versions": [_version()],
+        "versions": [__version__],
         "integrations": [
             {
                 "integration-name": HOOK_NAME,
