@@ -107,6 +107,8 @@ def test_report_renders_as_json_text_and_rich(s3, bucket, report_setup):
     print_rich(report, console)
     rendered = console.export_text()
     assert "Projects" in rendered and "Fresh" in rendered and "Failures" in rendered
+    assert "Verification: unverified: no verification recorded in the last 30 days" in rendered
+    assert data["verification"]["status"] == "unverified" and data["projects"][0]["verify_faults"] is None
 
 
 def test_an_empty_catalog_is_an_empty_report(s3, bucket):
@@ -115,3 +117,4 @@ def test_an_empty_catalog_is_an_empty_report(s3, bucket):
     assert report.totals == {"hubs": 0, "projects": 0, "files": 0, "bytes": 0, "unavailable": 0,
                              "failing_projects": 0}
     assert "no runs" in report.format_text()
+    assert report.verification.status == "unverified" and "aps-mirror verify" in report.verification.advice

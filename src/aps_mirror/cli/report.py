@@ -11,6 +11,7 @@ from aps_mirror.cli.catalog import add_location_options, mirror_location, open_b
 from aps_mirror.cli.common import ExitCode
 
 STATUS_STYLE = {"ok": "green", "stale": "yellow", "failing": "bold red", "never": "dim"}
+VERIFICATION_STYLE = {"verified": "green", "unverified": "yellow", "faults": "bold red"}
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     bucket, prefix = mirror_location(args)
     report = build_report(open_bucket(args.aws_conn_id, bucket), bucket, prefix,
-                          stale_after_hours=args.stale_after_hours, days=args.days)
+                          stale_after_hours=args.stale_after_hours, days=args.days,
+                          aws_conn_id=args.aws_conn_id)
     if not report.projects:
         print(f"aps-mirror: the catalog of s3://{bucket}/{prefix} is empty: run "
               "`aps-mirror sync` (or `aps-mirror catalog publish` after a sync)", file=sys.stderr)
@@ -47,7 +49,7 @@ def print_rich(report: Any, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from aps_mirror.catalog.report import failure_rows, night_rows, project_rows
+    from aps_mirror.catalog.report import failure_rows, night_rows, project_rows, verification_lines
     from aps_mirror.mirror.progress import human_bytes
 
     console = console or Console()
@@ -56,6 +58,12 @@ def print_rich(report: Any, console: Any = None) -> None:
                   f"{t['hubs']} hub(s), {t['projects']} project(s), {t['files']:,} files "
                   f"({human_bytes(t['bytes'])}), {t['unavailable']:,} not mirrored, "
                   f"[{'bold red' if t['failing_projects'] else 'green'}]{t['failing_projects']} failing[/]")
+    if report.verification:  # plain text: a path or an error is no rich markup
+        first, *rest = verification_lines(report.verification)
+        console.print(first, style=VERIFICATION_STYLE.get(report.verification.status), markup=False,
+                      highlight=False)
+        for line in rest:
+            console.print(line, markup=False, highlight=False)
     for title, (headers, rows) in (("Projects", project_rows(report.projects)),
                                    ("Nights", night_rows(report.nights)),
                                    ("Failures", failure_rows(report.failures))):
