@@ -16,7 +16,7 @@ build_mirror_dag("mirror_a", bucket="bucket-a", prefix="a")
 build_mirror_dag("mirror_b", bucket="bucket-b", prefix="b/docs", project_filter="Plans*", versions="all",
                  max_delete="5", max_batches=8, autodesk_conn_id="autodesk_b", aws_conn_id="aws_b",
                  schedule="0 2 * * *", pool="autodesk_b_api", deadline="04:30")
-build_catalog_digest_dag("digest_b", mirror="mirror_b")
+build_catalog_digest_dag("digest_b", mirror="mirror_b", bucket="bucket-b", prefix="b/docs")
 '''
 
 
@@ -62,8 +62,8 @@ def test_two_mirrors_never_share_an_asset_and_a_digest_follows_its_own(tmp_path:
     uris = {dag_id: {uri for _, uri in found} for dag_id, found in outlets.items()}
     assert not names["mirror_a"] & names["mirror_b"] and not uris["mirror_a"] & uris["mirror_b"]
     digest = bag.dags["digest_b"].timetable.asset_condition
-    assert {ref.name for ref in digest.objects} == {"mirror_b_catalog_files", "mirror_b_catalog_events"}
-    assert {ref.name for ref in digest.objects} <= names["mirror_b"]
+    assert {(a.name, a.uri) for a in digest.objects} <= outlets["mirror_b"]
+    assert {a.name for a in digest.objects} == {"mirror_b_catalog_files", "mirror_b_catalog_events"}
 
 
 @pytest.mark.parametrize(("call", "message"), [
@@ -80,7 +80,8 @@ def test_two_mirrors_never_share_an_asset_and_a_digest_follows_its_own(tmp_path:
     ('build_mirror_dag("m", bucket="b-1", prefix="p", aws_conn_id=None)', "aws_conn_id None is not accepted"),
     ('build_keepalive_dag("k", conn_ids="autodesk_default")', "conn_ids 'autodesk_default' is not accepted"),
     ('build_keepalive_dag("k", warn_after_days=15)', "warn_after_days 15 is not accepted"),
-    ('build_catalog_digest_dag("d", mirror="no such")', "dag_id 'no such' is not accepted"),
+    ('build_catalog_digest_dag("d", mirror="no such", bucket="b-1", prefix="p")', "dag_id 'no such' is not accepted"),
+    ('build_catalog_digest_dag("d", mirror="m", bucket="b-1", prefix="/p")', "prefix '/p' is not accepted"),
 ])
 def test_a_bad_argument_is_a_one_line_import_error(tmp_path: Path, call: str, message: str) -> None:
     bag = bag_of(tmp_path, "from aps_mirror.airflow_provider.dags import *\n" + call + "\n")

@@ -278,10 +278,11 @@ def test_the_example_digest_dag_runs_on_the_catalog_assets(monkeypatch: pytest.M
     dag = bag.dags["aps_mirror_catalog_digest"]
     condition = dag.timetable.asset_condition  # both tables: one publish updates both
     assert type(condition).__name__ == "AssetAll"
-    # By name: the mirror DAG's catalog assets, wherever its bucket is (each event says where).
-    assert {a.name for a in condition.objects} == {"aps_mirror_catalog_files", "aps_mirror_catalog_events"}
-    mirror_assets = {a.name for a in load_dag().get_task("publish_catalog_tables").outlets}
-    assert {a.name for a in condition.objects} <= mirror_assets
+    assert {(a.name, a.uri) for a in condition.objects} == {
+        ("aps_mirror_catalog_files", "s3://acme-docs/autodesk/_aps_mirror/catalog/files"),
+        ("aps_mirror_catalog_events", "s3://acme-docs/autodesk/_aps_mirror/catalog/events")}
+    mirror_assets = {(a.name, a.uri) for a in load_dag().get_task("publish_catalog_tables").outlets}
+    assert {(a.name, a.uri) for a in condition.objects} <= mirror_assets
 
 
 def test_a_dry_run_skips_the_catalog_publish() -> None:

@@ -2,7 +2,8 @@
 mirror's DAG id so that two mirrors in one deployment never wake each other's consumers.
 
 `build_mirror_dag("acme")` updates `acme` (s3://bucket/prefix) and `acme_catalog_files`, ...;
-a downstream DAG schedules on them by name (`catalog_asset_refs("acme")`) or by object.
+a downstream DAG schedules on the same objects (`catalog_assets("acme", bucket, prefix)`): a DAG
+scheduled on references by name gets no triggering events in its runs (Airflow 3.3).
 """
 
 from __future__ import annotations
@@ -37,11 +38,3 @@ def catalog_assets(mirror: str, bucket: str, prefix: str) -> dict[str, Asset]:
     return {table: Asset(uri=f"s3://{bucket}/{prefix}/_aps_mirror/catalog/{table}",
                          name=catalog_asset_name(mirror, table), group=CATALOG_GROUP)
             for table in CATALOG_TABLES}
-
-
-def catalog_asset_refs(mirror: str, tables: tuple[str, ...] = CATALOG_TABLES) -> dict[str, object]:
-    """References by name to a mirror's catalog assets, for a DAG defined without its location."""
-    unknown = set(tables) - set(CATALOG_TABLES)
-    if unknown:
-        raise ValueError(f"no catalog table {sorted(unknown)}: the tables are {', '.join(CATALOG_TABLES)}")
-    return {table: Asset.ref(name=catalog_asset_name(mirror, table)) for table in tables}

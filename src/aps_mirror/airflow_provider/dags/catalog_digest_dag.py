@@ -14,18 +14,26 @@ import logging
 from typing import Any
 
 from airflow.sdk import DAG, dag, task
-from aps_mirror.airflow_provider.assets import DEFAULT_MIRROR, catalog_asset_refs
+from aps_mirror.airflow_provider.assets import DEFAULT_MIRROR, catalog_assets
 from aps_mirror.airflow_provider.dags.arguments import caller_file, check_dag_id
+from aps_mirror.options import SYNC_OPTIONS
 
 log = logging.getLogger(__name__)
 
 
-def build_catalog_digest_dag(dag_id: str = "aps_mirror_catalog_digest", *, mirror: str = DEFAULT_MIRROR) -> DAG:
-    """A digest of each run of the mirror DAG `mirror`, scheduled on its catalog's assets (by
-    name: the digest needs no bucket or prefix, each publish's event says where the catalog is)."""
+def build_catalog_digest_dag(dag_id: str = "aps_mirror_catalog_digest", *, mirror: str = DEFAULT_MIRROR,
+                             bucket: str, prefix: str) -> DAG:
+    """A digest of each run of the mirror DAG `mirror` (of s3://bucket/prefix), scheduled on its
+    catalog's `files` and `events` assets; each publish's event says where the catalog is."""
     check_dag_id(dag_id)
     check_dag_id(mirror)
-    catalog = catalog_asset_refs(mirror, ("files", "events"))
+    for option in SYNC_OPTIONS:
+        if option.name in ("bucket", "prefix"):
+            option.value({"bucket": bucket, "prefix": prefix}, cli=False)
+    # The assets themselves, not references by name: a run scheduled on references is given no
+    # triggering events (Airflow 3.3), and the digest needs the publish's.
+    tables = catalog_assets(mirror, bucket, prefix)
+    catalog = {"files": tables["files"], "events": tables["events"]}
 
     @dag(
         dag_id=dag_id,
@@ -42,10 +50,7 @@ def build_catalog_digest_dag(dag_id: str = "aps_mirror_catalog_digest", *, mirro
             from aps_mirror.airflow_provider.mirror import mirror_s3
             from aps_mirror.catalog import examples, reader
 
-            # By name: the events' assets are full assets (name and URI), the schedule's refs are not.
-            files = catalog["files"].name
-            event = [e for asset in triggering_asset_events if asset.name == files
-                     for e in triggering_asset_events[asset]][-1]  # the newest publish
+            event = triggering_asset_events[catalog["files"]][-1]  # the newest publish
             where = event.extra
             con = reader.connect(mirror_s3(where), where["bucket"], where["prefix"], tables=("files", "events"))
             answers = {}

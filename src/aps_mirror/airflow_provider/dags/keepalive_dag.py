@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from airflow.sdk import DAG, Param, dag, task
+from aps_mirror.airflow_provider.compat import retry_policy_args
 from aps_mirror.airflow_provider.dags.arguments import caller_file, check_dag_id, check_name
 from aps_mirror.airflow_provider.mirror import FAIL_FAST_ON_SETUP_ERRORS
 from aps_mirror.errors import ConfigError
@@ -58,7 +59,7 @@ def build_keepalive_dag(
         # Retries cover an APS or network outage; a connection that needs a person fails at once
         # (ConfigError / AuthError), so the ACTION NEEDED alert is not held back by 30 min of retries.
         default_args={"retries": 3, "retry_delay": timedelta(minutes=10),
-                      "retry_policy": FAIL_FAST_ON_SETUP_ERRORS},
+                      **retry_policy_args(FAIL_FAST_ON_SETUP_ERRORS)},
         params={
             "conn_ids": Param(names, type="array", items={"type": "string"},
                               description="The authorization_code connections to keep alive."),

@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 from airflow.sdk import DAG, Param, TriggerRule, dag, get_current_context, task
 from aps_mirror.airflow_provider.assets import catalog_assets, mirror_asset
+from aps_mirror.airflow_provider.compat import retry_exponential_backoff, retry_policy_args
 from aps_mirror.airflow_provider.dags.arguments import caller_file, check_dag_id, check_name
 from aps_mirror.airflow_provider.mirror import (
     FAIL_FAST_ON_SETUP_ERRORS,
@@ -135,9 +136,9 @@ def build_mirror_dag(
         default_args={
             "retries": 2,
             "retry_delay": timedelta(minutes=2),
-            "retry_exponential_backoff": 2.0,
+            "retry_exponential_backoff": retry_exponential_backoff(2.0),
             "max_retry_delay": timedelta(minutes=30),
-            "retry_policy": FAIL_FAST_ON_SETUP_ERRORS,
+            **retry_policy_args(FAIL_FAST_ON_SETUP_ERRORS),  # Airflow 3.3+; plain retries before
         },
         on_failure_callback=MirrorAlertNotifier(mirror=dag_id),
         deadline=alert_deadline,
@@ -211,7 +212,7 @@ def build_mirror_dag(
         def publish_catalog_tables(batch_results: Any, retired: Any, params: dict[str, Any],
                                    outlet_events: Any = None) -> dict[str, int]:
             """Fold this run's records into the catalog, rebuild its tables, and tell their assets."""
-            from airflow.sdk.exceptions import AirflowSkipException
+            from aps_mirror.airflow_provider.compat import AirflowSkipException
 
             if params["dry_run"]:  # skipped, so no asset event wakes downstream DAGs for nothing
                 raise AirflowSkipException("dry run: the catalog is left as it is")
