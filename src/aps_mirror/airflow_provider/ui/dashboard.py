@@ -5,6 +5,9 @@ Routes (mounted under /aps-mirror by app.py, same sign-in as the accounts pages)
   elsewhere, no script runs, so it works on an offline machine);
 - `/dashboard.json`: the same figures as JSON.
 
+Per mirror: its DAG's latest run, the catalog report (catalog/report.py: projects, nights,
+failures, and the latest `aps-mirror verify` with its verified / faults / unverified status).
+
 Where the mirrors are: the environment variable `APS_MIRROR_DASHBOARD_MIRRORS` on the API
 server, e.g. `s3://my-bucket/autodesk?aws_conn_id=aws_mirror&dag_id=acme_docs` (several
 separated by commas; `aws_conn_id` defaults to `aws_default`); when it is unset, the latest
@@ -64,6 +67,9 @@ class MirrorStatus:
                                            self.location.dag_id)
             for project in report.get("projects", []):
                 project["last_error"] = plain_reason(project.get("last_error"))
+            if report.get("verification"):
+                verification = report["verification"]
+                verification["errors"] = [plain_reason(e) for e in verification.get("errors", [])]
         return {**self.location.to_dict(), "latest_run": self.latest_run, "report": report, "error": self.error}
 
 
@@ -142,8 +148,8 @@ def read_mirror(location: MirrorLocation) -> MirrorStatus:
         from aps_mirror.catalog.report import build_report
 
         s3 = S3Hook(aws_conn_id=location.aws_conn_id).get_conn()
-        status.report = build_report(s3, location.bucket, location.prefix,
-                                     stale_after_hours=STALE_AFTER_HOURS, days=NIGHTS_SHOWN)
+        status.report = build_report(s3, location.bucket, location.prefix, stale_after_hours=STALE_AFTER_HOURS,
+                                     days=NIGHTS_SHOWN, aws_conn_id=location.aws_conn_id)
     except Exception as exc:  # noqa: BLE001 - shown on the page: one bad mirror must not hide others
         status.error = (f"Could not read the catalog of {location.uri} with the connection "
                         f"{location.aws_conn_id!r}: {type(exc).__name__}: {plain_reason(str(exc))}")

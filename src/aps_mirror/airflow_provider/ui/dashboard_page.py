@@ -6,6 +6,7 @@ ride along in `data-*` attributes (and title tooltips) next to their rounded, re
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
 from html import escape
 from urllib.parse import quote
@@ -21,15 +22,19 @@ from aps_mirror.airflow_provider.ui.dashboard import (
     plain_reason,
 )
 from aps_mirror.airflow_provider.ui.mirror_locations import MIRRORS_ENV
+from aps_mirror.catalog.report import project_verification, verification_scope
 from aps_mirror.mirror.progress import human_bytes
 
 if TYPE_CHECKING:
-    from aps_mirror.catalog.report import CatalogReport, NightlyChanges, ProjectStatus
+    from aps_mirror.catalog.report import CatalogReport, NightlyChanges, ProjectStatus, Verification
 
 FAILURES_SHOWN = 100
 STATUS_ORDER = {"failing": 0, "stale": 1, "never": 2, "ok": 3}  # problems first
 RUN_BADGE = {"success": "ok", "failed": "failing", "running": "stale", "queued": "stale"}
 STATUS_LABEL = {"ok": "ok", "stale": "stale", "failing": "failing", "never": "never synced"}
+CATEGORY_LABEL = {"missing": "missing", "corrupt": "corrupt", "orphans": "orphans", "outdated": "outdated",
+                  "not_mirrored": "not mirrored", "stale_uploads": "stale uploads",
+                  "unchecked": "could not be checked"}
 CHANGE_SERIES = (("copied", "copied", "#0072B2"), ("new_versions", "new versions", "#56B4E9"),
                  ("renamed", "renamed", "#009E73"), ("moved", "moved", "#E69F00"),
                  ("deleted", "deleted", "#CC79A7"), ("failed", "failed", "#D55E00"))
@@ -60,7 +65,13 @@ td.error{max-width:360px;overflow:hidden;text-overflow:ellipsis;white-space:nowr
 .badge{display:inline-block;padding:0 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;
  white-space:nowrap}
 .badge.ok{background:var(--ok)}.badge.stale,.badge.warn{background:var(--warn)}
-.badge.failing,.badge.alert{background:var(--alert)}.badge.never{background:var(--muted)}
+.badge.failing,.badge.alert,.badge.faults{background:var(--alert)}.badge.never{background:var(--muted)}
+.badge.verified{background:var(--ok)}.badge.unverified{background:var(--warn)}
+.verification{border:1px solid var(--line);border-radius:6px;padding:6px 12px;margin:8px 0}
+.verification.verified{border-left:4px solid var(--ok)}.verification.faults{border-left:4px solid var(--alert)}
+.verification.unverified{border-left:4px solid var(--warn)}
+.verification p{margin:4px 0}.verification table.figures{width:auto}
+td.fault{color:var(--alert);font-weight:600}
 .notice{border-left:4px solid var(--warn);background:#fff8c5;padding:8px 12px;margin:10px 0}
 .notice.alert{border-color:var(--alert);background:#ffebe9}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:12px}
@@ -136,15 +147,17 @@ def _mirrors_overview(mirrors: list[MirrorStatus]) -> str:
                  f"{esc(_when(run['end_date'] or run['start_date']))}" if run else "–")
         failing = (f"{totals.get('failing_projects', 0):,}" if mirror.report
                    else "<span class='badge failing'>catalog unreadable</span>")
+        verification = _verification_badge(mirror.report.verification) if mirror.report else "–"
         rows.append(f"<tr class='mirror-row' data-uri='{esc(mirror.location.uri)}' "
                     f"data-dag-id='{esc(mirror.location.dag_id or '')}'>"
                     f"<td><a href='#mirror-{index}'>{esc(mirror.location.uri)}</a></td>"
                     f"<td><code>{esc(mirror.location.dag_id or '–')}</code></td><td class='when'>{state}</td>"
                     f"<td class='num'>{totals.get('files', 0):,}</td>"
                     f"<td class='num'>{esc(human_bytes(totals.get('bytes', 0)))}</td>"
-                    f"<td class='num'>{failing}</td></tr>")
+                    f"<td class='num'>{failing}</td><td class='verification-status'>{verification}</td></tr>")
     return ("<h2>Mirrors</h2><table id='mirrors'><tr><th>Mirror</th><th>DAG</th><th>Last run</th>"
-            "<th class='num'>Files</th><th class='num'>Size</th><th class='num'>Failing projects</th></tr>"
+            "<th class='num'>Files</th><th class='num'>Size</th><th class='num'>Failing projects</th>"
+            "<th>Verification</th></tr>"
             f"{''.join(rows)}</table>")
 
 
@@ -162,7 +175,8 @@ def _mirror_section(mirror: MirrorStatus, index: int) -> str:
                 f"{esc(loc.dag_id or 'the mirror DAG')} has run since the catalog was introduced.</p></section>")
     report = mirror.report
     key = f"mirror-{index}"  # element ids stay unique however many mirrors the page shows
-    return "".join([head, _totals(report, key), _projects_table(report.projects, key), _charts(report, key),
+    return "".join([head, _totals(report, key), _verification(report.verification, key),
+                    _projects_table(report.projects, key), _charts(report, key),
                     _failures(report, loc.dag_id, key), "</section>"])
 
 
@@ -179,10 +193,55 @@ def _totals(report: CatalogReport, key: str) -> str:
         f"<b>{esc(shown)}</b><span>{label}</span></div>" for key, label, shown in cards) + "</div>"
 
 
+def _verification(v: Verification | None, key: str) -> str:
+    """The latest `aps-mirror verify`: its badge, what it checked, each category's count, what to do."""
+    if v is None:
+        return ""
+    head = (f"<div class='verification {esc(v.status)}' id='{key}-verification' data-status='{esc(v.status)}' "
+            f"data-verification-id='{esc(v.verification_id or '')}'><p><b>Verification</b> "
+            f"{_verification_badge(v)} {esc(v.summary)}</p>")
+    advice = f"<p class='advice'>{code_spans(v.advice)}</p>" if v.advice else ""
+    if not v.verification_id:
+        return f"{head}{advice}</div>"
+    scope = (f"<p class='muted scope'>Latest: <span title='{esc(v.started_at)}'>{esc(_when(v.started_at))}"
+             f"</span> · {esc(verification_scope(v))}</p>")
+    counts = {**v.counts, **({"unchecked": v.unchecked} if v.unchecked else {})}
+    headers = "".join(f"<th class='num'>{esc(CATEGORY_LABEL.get(c, c))}</th>" for c in counts)
+    cells = "".join(_count_cell(c, n) for c, n in counts.items())
+    table = (f"<table class='figures counts' id='{key}-verification-counts'><tr>{headers}</tr>"
+             f"<tr>{cells}</tr></table>")
+    errors = ("<details><summary>What could not be checked</summary><ul>"
+              + "".join(f"<li>{esc(plain_reason(e))}</li>" for e in v.errors) + "</ul></details>"
+              if v.errors else "")
+    return f"{head}{scope}{table}{errors}{advice}</div>"
+
+
+def _count_cell(category: str, count: int | None) -> str:
+    if count is None:  # outdated and not_mirrored need a walk of Autodesk
+        return (f"<td class='num' data-category='{category}' data-value='' "
+                "title='not checked: verify with --conn-id to compare with Autodesk'>–</td>")
+    return (f"<td class='num{' fault' if count else ''}' data-category='{category}' data-value='{count}'>"
+            f"{count:,}</td>")
+
+
+def _verification_badge(v: Verification | None) -> str:
+    if v is None:
+        return "–"
+    age = f" ({_age(v.age_days * 24)} old)" if v.age_days is not None else ""
+    return f"<span class='badge {esc(v.status)}' title='{esc(v.summary)}{esc(age)}'>{esc(v.status)}</span>"
+
+
+def code_spans(text: str | None) -> str:
+    """`text` escaped, its `backticked` parts (commands, DAG ids) as <code>."""
+    parts = esc(text).split("`")
+    return "".join(f"<code>{part}</code>" if n % 2 else part for n, part in enumerate(parts))
+
+
 def _projects_table(projects: list[ProjectStatus], key: str) -> str:
     ordered = sorted(projects, key=lambda p: (STATUS_ORDER.get(p.status, 9), p.hub_name, p.project_name))
     rows = "".join(
         f"<tr class='project' data-project-id='{esc(p.project_id)}' data-status='{esc(p.status)}' "
+        f"data-verify-faults='{esc(_faults_attr(p.verify_faults))}' "
         f"data-files='{p.files}' data-bytes='{p.bytes}' data-unavailable='{p.unavailable}'>"
         f"<td>{esc(p.hub_name)}</td><td>{esc(p.project_name)}</td>"
         f"<td><span class='badge {esc(p.status)}'>{esc(STATUS_LABEL.get(p.status, p.status))}</span></td>"
@@ -191,13 +250,22 @@ def _projects_table(projects: list[ProjectStatus], key: str) -> str:
         f"<td class='num'>{p.files:,}</td>"
         f"<td class='num' title='{p.bytes:,} bytes'>{esc(human_bytes(p.bytes))}</td>"
         f"<td class='num'>{p.unavailable:,}</td>"
+        f"<td class='verify{' fault' if p.verify_faults else ''}'>"
+        f"{esc(project_verification(p.verify_faults))}</td>"
         f"<td class='error' title='{esc(plain_reason(p.last_error))}'>{esc(plain_reason(p.last_error))}</td></tr>"
         for p in ordered)
     return (f"<h3>Projects</h3><table class='projects' id='{key}-projects'><tr><th>Hub</th><th>Project</th>"
             "<th>Status</th>"
             "<th>Last successful sync</th><th class='num'>Age</th><th class='num'>Files</th>"
-            "<th class='num'>Size</th><th class='num'>Not downloadable</th><th>Last error</th></tr>"
-            f"{rows or '<tr><td colspan=9>No project in the catalog yet.</td></tr>'}</table>")
+            "<th class='num'>Size</th><th class='num'>Not downloadable</th>"
+            "<th title='the faults the latest verification found in the project'>Verified</th>"
+            "<th>Last error</th></tr>"
+            f"{rows or '<tr><td colspan=10>No project in the catalog yet.</td></tr>'}</table>")
+
+
+def _faults_attr(faults: dict[str, int] | None) -> str:
+    """A project's faults for a data attribute: JSON; empty when not verified."""
+    return "" if faults is None else json.dumps(faults, sort_keys=True)
 
 
 def _charts(report: CatalogReport, key: str) -> str:
