@@ -38,3 +38,16 @@ def catalog_assets(mirror: str, bucket: str, prefix: str) -> dict[str, Asset]:
     return {table: Asset(uri=f"s3://{bucket}/{prefix}/_aps_mirror/catalog/{table}",
                          name=catalog_asset_name(mirror, table), group=CATALOG_GROUP)
             for table in CATALOG_TABLES}
+
+
+LIVE_GROUP = "aps-mirror-live"
+
+
+def live_asset_name(mirror: str) -> str:
+    return f"{mirror}_live"
+
+
+def live_asset(mirror: str, bucket: str, prefix: str) -> Asset:
+    """Autodesk's change events for a mirror: the webhook receiver adds one asset event per
+    accepted delivery, and the mirror's live DAG is scheduled on it."""
+    return Asset(uri=f"s3://{bucket}/{prefix}/_aps_mirror/live", name=live_asset_name(mirror), group=LIVE_GROUP)
