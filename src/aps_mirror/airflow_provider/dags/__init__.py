@@ -12,6 +12,7 @@ DAG file) and returns the DAG; Airflow finds it without assigning it to a name.
 
 from aps_mirror.airflow_provider.dags.catalog_digest_dag import build_catalog_digest_dag
 from aps_mirror.airflow_provider.dags.keepalive_dag import build_keepalive_dag
+from aps_mirror.airflow_provider.dags.live_dag import build_live_dag
 from aps_mirror.airflow_provider.dags.mirror_dag import build_mirror_dag
 
-__all__ = ["build_catalog_digest_dag", "build_keepalive_dag", "build_mirror_dag"]
+__all__ = ["build_catalog_digest_dag", "build_keepalive_dag", "build_live_dag", "build_mirror_dag"]

@@ -74,19 +74,21 @@ def _flat(batch_results: Any) -> list[dict[str, Any]]:
     return [r for batch in (batch_results[:] if batch_results is not None else []) if batch for r in batch]
 
 
-def _checked_options(bucket: str, prefix: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The params' defaults from the factory's arguments, each checked as a run would check it."""
-    unknown = sorted(set(options) - set(OPTION_NAMES))
+def checked_options(bucket: str, prefix: str, options: dict[str, Any], *,
+                    allowed: Sequence[str] = OPTION_NAMES, factory: str = "build_mirror_dag") -> dict[str, Any]:
+    """The params' defaults from a factory's arguments, each checked as a run would check it."""
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ConfigError(f"build_mirror_dag: unknown option(s) {', '.join(unknown)}; "
-                          f"the options are {', '.join(OPTION_NAMES)}.")
+        raise ConfigError(f"{factory}: unknown option(s) {', '.join(unknown)}; "
+                          f"the options are {', '.join(allowed)}.")
     values = {"bucket": bucket, "prefix": prefix, **options}
     for option in SYNC_OPTIONS:
         raw = values.get(option.param_name)
         if option.kind == "array" and raw is not None:  # one glob is a list of one
             values[option.param_name] = [raw] if isinstance(raw, str) else list(raw)
         option.value(values, cli=False)
-    parse_max_batches(options.get("max_batches", MAX_BATCHES_DEFAULT))
+    if "max_batches" in allowed:
+        parse_max_batches(options.get("max_batches", MAX_BATCHES_DEFAULT))
     return values
 
 
@@ -117,7 +119,7 @@ def build_mirror_dag(
     check_name("autodesk_conn_id", autodesk_conn_id)
     check_name("aws_conn_id", aws_conn_id)
     check_name("pool", pool)
-    defaults = _checked_options(bucket, prefix, options)
+    defaults = checked_options(bucket, prefix, options)
     alert_deadline = nightly_deadline(deadline, mirror=dag_id)
     mirror = mirror_asset(dag_id, bucket, prefix)
     catalog = catalog_assets(dag_id, bucket, prefix)
@@ -257,4 +259,4 @@ def build_mirror_dag(
     return built
 
 
-__all__ = ["DEADLINE_ENV", "OPTION_NAMES", "build_mirror_dag"]
+__all__ = ["DEADLINE_ENV", "OPTION_NAMES", "build_mirror_dag", "checked_options"]
