@@ -38,6 +38,15 @@ _ENDPOINTS: Final[list[tuple[str, int | None, re.Pattern[str]]]] = [
         ("signeds3upload", 1000, r"^/oss/v2/buckets/[^/]+/objects/.+/signeds3upload$"),
         ("signeds3download", 1000, r"^/oss/v2/buckets/[^/]+/objects/.+/signeds3download$"),
         ("oss", 1000, r"^/oss/v2/.*$"),
+        # Webhooks (Autodesk's "Webhooks Rate Limits and Quotas" page; tokens are not listed
+        # there: 50, the lowest webhooks limit, is assumed). Creations are POST only.
+        ("webhooks_create_all", 50, r"^/webhooks/v1/systems/[^/]+/hooks$"),  # POST only
+        ("webhooks_create", 50, r"^/webhooks/v1/systems/[^/]+/events/[^/]+/hooks$"),  # POST only
+        ("webhooks_system_hooks", 300, r"^/webhooks/v1/systems/[^/]+/hooks$"),
+        ("webhooks_event_hooks", 300, r"^/webhooks/v1/systems/[^/]+/events/[^/]+/hooks$"),
+        ("webhooks_hook", 300, r"^/webhooks/v1/systems/[^/]+/events/[^/]+/hooks/[^/]+$"),  # GET, PATCH, DELETE
+        ("webhooks_hooks", 300, r"^/webhooks/v1/(app/)?hooks$"),
+        ("webhooks_tokens", 50, r"^/webhooks/v1/tokens(/@me)?$"),
     ]
 ]
 
@@ -50,7 +59,8 @@ OTHER: Final = "other"
 SHARED_BUDGETS: Final[dict[str, str]] = {"signeds3download": "oss", "signeds3upload": "oss", "complete_upload": "oss"}
 
 # Classes bound to one method (the same path answers another class otherwise).
-_METHODS: Final[dict[str, str]] = {"complete_upload": "POST"}
+_METHODS: Final[dict[str, str]] = {"complete_upload": "POST", "webhooks_create_all": "POST",
+                                  "webhooks_create": "POST"}
 
 
 def classify(path: str, method: str = "GET") -> str:
