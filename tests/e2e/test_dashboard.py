@@ -35,6 +35,9 @@ from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.catalog import reader
 from aps_mirror.catalog.writer import CatalogWriter
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
+from aps_mirror.mirror.manifest import ManifestStore
+from aps_mirror.mirror.verify import MirrorVerifier
+from aps_mirror.mirror.verify_report import CATEGORIES
 from aps_mirror.simulator import Simulator, SimulatorServer
 from tests.airflow_deployment import REPO, Deployment, airflow_deployment, run_airflow
 from tests.conftest import FAST_RETRY, connection_for
@@ -98,7 +101,21 @@ def mirror(simulator: SimulatorServer, s3_endpoint: str) -> Mirror:
         run_night(simulator, result, NIGHTS_AGO[2])
     finally:
         sim.clear_faults()
+    verify_after_losing_one_object(result)
     return result
+
+
+def verify_after_losing_one_object(mirror: Mirror) -> None:
+    """One of Riverside Tower's objects deleted, then `aps-mirror verify`'s verifier (S3 only)
+    records what it found in the catalog, as the verify DAG does."""
+    [riverside] = [m for m in ManifestStore(mirror.s3, mirror.bucket, mirror.prefix).load_all()
+                   if m.project_name == "Riverside Tower"]
+    lost = min(e.key for e in riverside.items.values() if not e.deleted_at)
+    mirror.s3.delete_object(Bucket=mirror.bucket, Key=lost)
+    report = MirrorVerifier(mirror.s3, mirror.bucket, mirror.prefix).run()
+    assert {c: len(getattr(report, c)) for c in CATEGORIES if getattr(report, c)} == {"missing": 1}, \
+        report.format_text()
+    CatalogWriter(mirror.s3, mirror.bucket, mirror.prefix).record_verification(report)
 
 
 def run_night(simulator: SimulatorServer, mirror: Mirror, days_ago: int) -> None:
@@ -253,6 +270,12 @@ def test_dashboard_json_matches_the_catalog(deployment: Deployment, registered: 
     [failure] = report["failures"]
     assert failure["path"] == "Project Files/Pier Survey.dwg" and "500" in failure["reason"]
     assert failure["advice"]
+    verification = report["verification"]  # one object deleted, then verified (S3 only)
+    assert (verification["status"], verification["faults"]) == ("faults", {"missing": 1})
+    assert verification["counts"]["outdated"] is None and verification["against_autodesk"] is False
+    assert f"--aws-conn-id {AWS_CONN_ID} --json`" in verification["advice"]
+    assert {p["project_name"]: p["verify_faults"] for p in report["projects"]} == {
+        "Harbor Bridge Retrofit": {}, "Riverside Tower": {"missing": 1}, "Drone Gimbal": {}}
 
     health = {c["conn_id"]: c for c in data["connections"]}
     assert health[AUTODESK_CONN_ID]["level"] == "alert" and "Not connected" in health[AUTODESK_CONN_ID]["message"]
@@ -300,6 +323,15 @@ def test_dashboard_page_in_chromium_shows_the_catalog(deployment: Deployment, re
         assert sizes[day] == [str(night["bytes_copied"])]
         assert calls[day] == [str(night["throttled"]), str(night["api_calls"] - night["throttled"])]
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart rect[fill]")) > 0
+
+    verification = browser.find_element(By.ID, "mirror-0-verification")
+    assert verification.get_attribute("data-status") == "faults"
+    assert verification.find_element(By.CSS_SELECTOR, ".badge").text == "faults"
+    missing = verification.find_element(By.CSS_SELECTOR, "td[data-category='missing']")
+    assert (missing.get_attribute("data-value"), missing.text) == ("1", "1")
+    assert "aps-mirror verify --bucket" in verification.find_element(By.CSS_SELECTOR, ".advice code").text
+    riverside = next(r for r in rows if "Riverside Tower" in r.text)
+    assert riverside.find_element(By.CSS_SELECTOR, "td.verify").text == "missing: 1"
 
     failure = browser.find_element(By.CSS_SELECTOR, "#mirror-0-failures tr.failure")
     assert "Pier Survey.dwg" in failure.text and "retried" in failure.text.lower()

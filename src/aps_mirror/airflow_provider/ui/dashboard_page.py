@@ -71,7 +71,7 @@ td.error{max-width:360px;overflow:hidden;text-overflow:ellipsis;white-space:nowr
 .verification.verified{border-left:4px solid var(--ok)}.verification.faults{border-left:4px solid var(--alert)}
 .verification.unverified{border-left:4px solid var(--warn)}
 .verification p{margin:4px 0}.verification table.figures{width:auto}
-td.fault{color:var(--alert);font-weight:600}
+td.fault{color:var(--alert);font-weight:600}td.verify{white-space:nowrap}
 .notice{border-left:4px solid var(--warn);background:#fff8c5;padding:8px 12px;margin:10px 0}
 .notice.alert{border-color:var(--alert);background:#ffebe9}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:12px}
