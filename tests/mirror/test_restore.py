@@ -225,3 +225,44 @@ def test_in_place_as_of_makes_the_earlier_bytes_a_new_version(simulator, writer,
     assert tip.id not in (bad, target.tip.id) and sim.sha1(tip.id) == sim.sha1(target.tip.id)
     again = restore(writer, s3, bucket, path=path, as_of=as_of, in_place=True)
     assert (again.files_restored, again.files_skipped) == (0, 1)
+
+
+def test_a_parallel_restore_creates_each_folder_once(simulator, writer, s3, bucket):
+    import threading
+
+    sim = simulator.sim
+    project_id = sim.project_id(PROJECT)
+    bulk = sim.add_folder(project_id, sim.folder_id(project_id, ("Project Files",)), "Bulk")
+    folders = {(): bulk}
+    for path in (("A",), ("B",), ("A", "Deep"), ("A", "Deep", "Deeper"), ("C",)):
+        folders[path] = sim.add_folder(project_id, folders[path[:-1]], path[-1])
+    for path, folder_id in folders.items():  # many files in each folder: many workers reach it at once
+        for number in range(3):  # the simulator takes about a second to create an item
+            sim.add_file(project_id, folder_id, f"sheet {number}.pdf", size=1000 + number)
+    mirror(writer, s3, bucket)
+    then = files_under(sim, PROJECT, ("Project Files", "Bulk"))
+    assert len(then) == 18
+    sim.delete_folder(bulk)
+
+    restorer = Restorer(writer, s3, bucket, PREFIX, RestoreRequest(projects=(PROJECT,), path="Project Files/Bulk"),
+                        today=TODAY, workers=8)
+    # The first two uploads wait for each other: they pass only when uploads run in parallel.
+    both_uploading, upload = threading.Barrier(2, timeout=60), restorer.uploader.upload
+    started = []
+
+    def upload_together(*args, **kwargs):
+        started.append(1)
+        if len(started) <= 2:
+            both_uploading.wait()
+        return upload(*args, **kwargs)
+
+    restorer.uploader.upload = upload_together
+    with CallCounter.tally() as calls:
+        summary = restorer.run()
+    assert (summary.files_restored, summary.files_failed) == (18, 0), summary.failed
+    # "Restored <date>", "Bulk" and its five folders: each created once (Autodesk refuses a second).
+    assert calls.snapshot()["create_folder"] == 2 + 5
+    restored = files_under(sim, PROJECT, ("Project Files", f"Restored {TODAY}", "Bulk"))
+    assert {w: sim.sha1(v.id) for w, v in restored.items()} == {w: sim.sha1(v.id) for w, v in then.items()}
+    assert [r["path"] for r in summary.restored] == sorted(r["path"] for r in summary.restored), \
+        "the summary lists the files in the plan's order"

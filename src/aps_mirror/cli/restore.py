@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
 
 from aps_mirror.cli.catalog import add_location_options, mirror_location
 from aps_mirror.cli.common import ExitCode, aps_client, open_bucket
 from aps_mirror.connection import DEFAULT_CONN_ID
-from aps_mirror.errors import ConfigError
-from aps_mirror.mirror.restore import Restorer, RestoreRequest
+from aps_mirror.mirror.restore import DEFAULT_WORKERS, Restorer, parse_restore_workers, restore_request
+from aps_mirror.options import MAX_WORKERS
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +37,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-place", action="store_true",
                         help="restore as new versions of the original items (a deleted item comes back)")
     parser.add_argument("--dry-run", action="store_true", help="say what would be restored, write nothing")
+    parser.add_argument("--workers", default=None, metavar="N",
+                        help=f"files restored at once, 1 to {MAX_WORKERS} (default: {DEFAULT_WORKERS})")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     parser.set_defaults(func=run)
 
@@ -45,11 +46,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # Bad values are refused (one line, exit 2) before any connection is looked up.
     bucket, prefix = mirror_location(args)
-    request = RestoreRequest(projects=tuple(args.project), path=args.path, as_of=parse_as_of(args.as_of),
-                             into=args.into, in_place=args.in_place, dry_run=args.dry_run)
+    request = restore_request(vars(args))
+    workers = parse_restore_workers(args.workers)
     client = aps_client(args.conn_id)
-    s3 = open_bucket(args.aws_conn_id, bucket)
-    summary = Restorer(client, s3, bucket, prefix, request).run()
+    s3 = open_bucket(args.aws_conn_id, bucket, workers=workers)
+    summary = Restorer(client, s3, bucket, prefix, request, workers=workers).run()
     if args.json:
         json.dump({**summary.to_dict(), "dry_run": request.dry_run}, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -60,17 +61,3 @@ def run(args: argparse.Namespace) -> int:
         print(summary.format_text())
     return ExitCode.FAILED if summary.files_failed or summary.not_restorable else ExitCode.OK
 
-
-def parse_as_of(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--as-of {text!r} is not accepted: give an ISO 8601 time, "
-                          "e.g. 2026-11-28T18:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    if moment > datetime.now(timezone.utc):
-        raise ConfigError(f"--as-of {text!r} is in the future: give a past time, or leave it out for the latest state.")
-    return moment

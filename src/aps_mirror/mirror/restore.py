@@ -4,15 +4,20 @@ a point in time, into a new folder (default), a given folder, or in place.
 Never overwrites: without `in_place`, a file lands only where no file of that name is; with
 it, the restored bytes become a new version (a deleted item comes back). Resumable: a file
 already in its target (same name and size; in place, same size and SHA-1) is skipped.
+
+Files are restored `workers` at a time. Each project's folders are listed and created under
+that project's lock (a folder is created once however many files land in it); the uploads run
+in parallel, and files that would land on the same name are restored one after the other.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import quote
 
 from aps_mirror.aps.client import ApsClient
@@ -22,8 +27,17 @@ from aps_mirror.aps.uploads import WRITE_SCOPES, ApsUploader
 from aps_mirror.errors import ApiError, ApsMirrorError, ConfigError
 from aps_mirror.mirror.manifest import Manifest, ManifestEntry, ManifestStore
 from aps_mirror.mirror.selection import matches_filter
+from aps_mirror.options import parse_flag, parse_workers
+from aps_mirror.threads import ContextThreadPool
 
 log = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 4  # files restored at once
+
+# How the user typed each setting, for the one-line refusals: the CLI's flags, or the DAG's params.
+CLI_NAMES = {"project": "--project", "path": "--path", "as_of": "--as-of", "into": "--into",
+             "in_place": "--in-place", "dry_run": "--dry-run", "workers": "--workers"}
+PARAM_NAMES = {setting: setting for setting in CLI_NAMES}
 
 
 @dataclass(frozen=True)
@@ -36,11 +50,64 @@ class RestoreRequest:
     dry_run: bool = False
 
     def __post_init__(self) -> None:
-        if self.into is not None and self.in_place:
-            raise ConfigError("--into and --in-place exclude each other: restore into a folder, or in place.")
-        if self.into is not None and not [p for p in self.into.split("/") if p.strip()]:
-            raise ConfigError(f"--into {self.into!r} is not accepted: give a path that starts with a top "
-                              "folder, e.g. 'Project Files/Recovered'.")
+        check_target(self.into, self.in_place, CLI_NAMES)
+
+
+# -- the request, as the CLI and the DAG take it -------------------------------------------------
+def restore_request(values: Mapping[str, Any], names: Mapping[str, str] = CLI_NAMES) -> RestoreRequest:
+    """A request from CLI arguments or DAG params (`project`, `path`, `as_of`, `into`, `in_place`,
+    `dry_run`), each value checked: a bad one is a one-line ConfigError naming it as `names` say.
+    An empty text is no value."""
+    raw = values.get("project")
+    projects = [raw] if isinstance(raw, str) else raw
+    if not raw or not isinstance(projects, (list, tuple)) or \
+            not all(isinstance(p, str) and p.strip() for p in projects):
+        raise ConfigError(f"{names['project']} {raw!r} is not accepted: give a glob on project names or ids, "
+                          "e.g. 'Riverside*'.")
+    path, into = (_optional_text(values.get(key), names[key]) for key in ("path", "into"))
+    in_place, dry_run = (parse_flag(values.get(key) or False, names[key]) for key in ("in_place", "dry_run"))
+    as_of = parse_as_of(_optional_text(values.get("as_of"), names["as_of"]), names["as_of"])
+    check_target(into, in_place, names)
+    return RestoreRequest(projects=tuple(projects), path=path, as_of=as_of, into=into, in_place=in_place,
+                          dry_run=dry_run)
+
+
+def check_target(into: str | None, in_place: bool, names: Mapping[str, str]) -> None:
+    if into is not None and in_place:
+        raise ConfigError(f"{names['into']} and {names['in_place']} exclude each other: restore into a folder, "
+                          "or in place.")
+    if into is not None and not [p for p in into.split("/") if p.strip()]:
+        raise ConfigError(f"{names['into']} {into!r} is not accepted: give a path that starts with a top "
+                          "folder, e.g. 'Project Files/Recovered'.")
+
+
+def parse_as_of(text: str | None, label: str = "--as-of") -> datetime | None:
+    """An ISO 8601 time in the past (UTC unless it says otherwise); None for the latest state."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{label} {text!r} is not accepted: give an ISO 8601 time, "
+                          "e.g. 2026-11-28T18:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment > datetime.now(timezone.utc):
+        raise ConfigError(f"{label} {text!r} is in the future: give a past time, or leave it out for the "
+                          "latest state.")
+    return moment
+
+
+def parse_restore_workers(raw: Any, label: str = "--workers") -> int:
+    return DEFAULT_WORKERS if raw is None or raw == "" else parse_workers(raw, label)
+
+
+def _optional_text(raw: Any, label: str) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(f"{label} {raw!r} is not accepted: give a text, or leave it empty.")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -159,14 +226,29 @@ def _under(path: str, prefix: str | None) -> bool:
 
 # -- where it goes -----------------------------------------------------------------------------
 class _ProjectTree:
-    """One project's folders as Autodesk has them now, listed on demand and created as needed."""
+    """One project's folders as Autodesk has them now, listed on demand and created as needed.
+
+    Thread-safe: every lookup holds the project's lock, so two files landing in one new folder
+    never both create it (Autodesk would refuse the second, or keep two of the same name)."""
 
     def __init__(self, client: ApsClient, uploader: ApsUploader, manifest: Manifest, dry_run: bool) -> None:
         self.client, self.uploader, self.manifest, self.dry_run = client, uploader, manifest, dry_run
         self._children: dict[str, dict[str, Folder | Item]] = {}
         self._tops: dict[str, Folder] | None = None
+        self._lock = threading.Lock()
 
-    def top(self, name: str) -> Folder:
+    def lookup(self, path: list[str], name: str) -> tuple[Folder | None, Folder | Item | None]:
+        """The folder at `path` (top folder first; created unless dry, None when dry and absent)
+        and what is named `name` in it now."""
+        with self._lock:
+            folder = self._folder(path)
+            return folder, self._entries(folder).get(name.casefold()) if folder is not None else None
+
+    def added(self, folder: Folder, item: Item) -> None:
+        with self._lock:
+            self._entries(folder)[item.name.casefold()] = item
+
+    def _top(self, name: str) -> Folder:
         if self._tops is None:
             self._tops = {f.name.casefold(): f for f in self.client.top_folders(self.manifest.hub_id,
                                                                                  self.manifest.project_id)}
@@ -176,31 +258,27 @@ class _ProjectTree:
                               f"(it has {', '.join(sorted(f.name for f in self._tops.values()))}).")
         return found
 
-    def children(self, folder: Folder) -> dict[str, Folder | Item]:
+    def _entries(self, folder: Folder) -> dict[str, Folder | Item]:
         if folder.id not in self._children:
             self._children[folder.id] = {entry.name.casefold(): entry for entry in
                                          self.client.folder_contents(self.manifest.project_id, folder.id)}
         return self._children[folder.id]
 
-    def folder(self, path: list[str]) -> Folder | None:
-        """The folder at `path` (top folder first), created unless dry; None when dry and absent."""
-        folder = self.top(path[0])
+    def _folder(self, path: list[str]) -> Folder | None:
+        folder = self._top(path[0])
         for name in path[1:]:
-            found = self.children(folder).get(name.casefold())
+            found = self._entries(folder).get(name.casefold())
             if isinstance(found, Item):
                 raise ApsMirrorError(f"{'/'.join(path)}: a file named {name!r} is where a folder must go.")
             if found is None:
                 if self.dry_run:
                     return None
                 created = self.uploader.create_folder(self.manifest.project_id, folder, name)
-                self.children(folder)[name.casefold()] = created
+                self._entries(folder)[name.casefold()] = created
                 self._children[created.id] = {}
                 found = created
             folder = found
         return folder
-
-    def added(self, folder: Folder, item: Item) -> None:
-        self.children(folder)[item.name.casefold()] = item
 
 
 def target_folder(file: RestoreFile, request: RestoreRequest, today: str) -> list[str]:
@@ -213,14 +291,16 @@ def target_folder(file: RestoreFile, request: RestoreRequest, today: str) -> lis
 
 # -- running it ----------------------------------------------------------------------------------
 class Restorer:
-    """Plans and runs one restore."""
+    """Plans and runs one restore, `workers` files at a time."""
 
     def __init__(self, client: ApsClient, s3: Any, bucket: str, prefix: str, request: RestoreRequest,
-                 *, today: str | None = None) -> None:
+                 *, today: str | None = None, workers: int = DEFAULT_WORKERS) -> None:
         self.client, self.s3, self.bucket, self.prefix, self.request = client, s3, bucket, prefix, request
         self.uploader = ApsUploader(client)
         self.today = today or datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        self.workers = parse_workers(workers, "workers")
         self._trees: dict[str, _ProjectTree] = {}
+        self._trees_lock = threading.Lock()
 
     def run(self) -> RestoreSummary:
         if not self.request.dry_run:
@@ -236,35 +316,74 @@ class Restorer:
         summary = RestoreSummary(not_restorable=not_restorable)
         for path in (f["path"] for f in not_restorable):
             log.warning("not restorable as of %s: %s", self.request.as_of, path)
-        for number, file in enumerate(files, 1):
-            log.info("restore [%d/%d] %s (v%s, %d bytes)", number, len(files), file.source_path,
-                     file.version_number, file.size)
-            try:
-                self._restore_one(file, summary)
-            except ApiError as exc:
-                if exc.status == 403 and exc.code == "AUTH-010":  # a scope: every file would fail alike
-                    raise ConfigError(_refused_scope_advice(self.client)) from None
-                self._failed(summary, file, exc)
-            except ApsMirrorError as exc:
-                self._failed(summary, file, exc)
+        outcomes = self._restore_all(files)
+        for number, file in enumerate(files, 1):  # in the plan's order, whatever order they finished in
+            outcome = outcomes[number]
+            if isinstance(outcome, Exception):
+                self._failed(summary, file, outcome)
+            elif outcome is None:
+                summary.files_skipped += 1
+            else:
+                self._restored(summary, file, outcome)
         log.info("restore done: %s", summary.format_text().splitlines()[0])
         return summary
 
-    def _tree(self, manifest: Manifest) -> _ProjectTree:
-        if manifest.project_id not in self._trees:
-            self._trees[manifest.project_id] = _ProjectTree(self.client, self.uploader, manifest,
-                                                            self.request.dry_run)
-        return self._trees[manifest.project_id]
+    def _restore_all(self, files: list[RestoreFile]) -> dict[int, str | Exception | None]:
+        """Each file's outcome by its number in the plan: its target path, None when already there,
+        or the error. Files bound for the same name form one unit, restored in order by one
+        worker, so the second sees the first (and never overwrites it)."""
+        units: dict[tuple[str, ...], list[tuple[int, RestoreFile]]] = {}
+        for number, file in enumerate(files, 1):
+            units.setdefault(self._target_key(file), []).append((number, file))
+        outcomes: dict[int, str | Exception | None] = {}
+        pool = ContextThreadPool(max_workers=min(self.workers, len(units)) or 1,
+                                 thread_name_prefix="aps-mirror-restore")
+        try:
+            futures = [pool.submit(self._restore_unit, unit, len(files)) for unit in units.values()]
+            for future in futures:
+                outcomes.update(future.result())  # a ConfigError (every file would fail alike) stops it all
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return outcomes
 
-    def _restore_one(self, file: RestoreFile, summary: RestoreSummary) -> None:
+    def _target_key(self, file: RestoreFile) -> tuple[str, ...]:
         if self.request.in_place:
-            self._restore_in_place(file, summary)
-            return
+            return (file.project.project_id, file.item_id)
+        where = [*target_folder(file, self.request, self.today), file.parts[-1]]
+        return (file.project.project_id, *(part.casefold() for part in where))
+
+    def _restore_unit(self, unit: list[tuple[int, RestoreFile]], total: int) -> dict[int, str | Exception | None]:
+        outcomes: dict[int, str | Exception | None] = {}
+        for number, file in unit:
+            log.info("restore [%d/%d] %s (v%s, %d bytes)", number, total, file.source_path,
+                     file.version_number, file.size)
+            try:
+                outcomes[number] = self._restore_one(file)
+            except ApiError as exc:
+                if exc.status == 403 and exc.code == "AUTH-010":  # a scope: every file would fail alike
+                    raise ConfigError(_refused_scope_advice(self.client)) from None
+                outcomes[number] = exc
+            except ApsMirrorError as exc:
+                outcomes[number] = exc
+            if isinstance(outcomes[number], Exception):
+                log.error("restore of %s failed: %s", file.source_path, outcomes[number])
+        return outcomes
+
+    def _tree(self, manifest: Manifest) -> _ProjectTree:
+        with self._trees_lock:
+            if manifest.project_id not in self._trees:
+                self._trees[manifest.project_id] = _ProjectTree(self.client, self.uploader, manifest,
+                                                                self.request.dry_run)
+            return self._trees[manifest.project_id]
+
+    def _restore_one(self, file: RestoreFile) -> str | None:
+        """Restore one file: where it went (dry run: would go), or None when already there."""
+        if self.request.in_place:
+            return self._restore_in_place(file)
         tree = self._tree(file.project)
         path = target_folder(file, self.request, self.today)
         name = file.parts[-1]
-        folder = tree.folder(path)
-        existing = tree.children(folder).get(name.casefold()) if folder is not None else None
+        folder, existing = tree.lookup(path, name)
         if isinstance(existing, Folder):
             raise ApsMirrorError(f"a folder named {name!r} is already in {'/'.join(path)}; nothing was overwritten")
         if isinstance(existing, Item):
@@ -272,42 +391,37 @@ class Restorer:
             if size != file.size:
                 raise ApsMirrorError(f"another file named {name!r} ({size} bytes, not {file.size}) is already in "
                                      f"{'/'.join(path)}; nothing was overwritten")
-            summary.files_skipped += 1  # restored by an earlier run
-            return
+            return None  # restored by an earlier run
         target = "/".join([*path, name])
         if folder is None or self.request.dry_run:  # None: a folder a real run would create
-            self._restored(summary, file, target)
-            return
+            return target
         with self._source(file) as body:
             uploaded = self.uploader.upload(file.project.project_id, ("folders", folder.id), name, body, file.size)
         self._check_sha1(file, uploaded.sha1)
         item_id, version_id = self.uploader.create_item(file.project.project_id, folder, name, uploaded)
-        # Known at once to the next file of this run that would land on the same name.
+        # Known at once to the next file of this unit that would land on the same name.
         tip = Version(version_id, name, 1, file.size, uploaded.storage_urn, None, None, None)
         tree.added(folder, Item(item_id, name, False, False, None, version_id, tip))
-        self._restored(summary, file, target)
+        return target
 
-    def _restore_in_place(self, file: RestoreFile, summary: RestoreSummary) -> None:
+    def _restore_in_place(self, file: RestoreFile) -> str | None:
         project_id = file.project.project_id
         item, tip = self._item(project_id, file.item_id)
         if tip is not None and not item.hidden and tip.id == file.version_id:
-            summary.files_skipped += 1  # that version is current already
-            return
+            return None  # that version is current already
         if (tip is not None and not item.hidden and tip.storage_size == file.size and file.sha1
                 and tip.storage_location() is not None
                 and self.client.signed_download(tip).sha1 == file.sha1):
-            summary.files_skipped += 1  # an earlier restore made its bytes current
-            return
+            return None  # an earlier restore made its bytes current
         name = file.parts[-1]
         if self.request.dry_run:
-            self._restored(summary, file, file.source_path)
-            return
+            return file.source_path
         with self._source(file) as body:
             uploaded = self.uploader.upload(project_id, ("items", item.id), name, body, file.size)
         self._check_sha1(file, uploaded.sha1)
         self.uploader.create_version(project_id, item.id, item.extension_type or "items:autodesk.core:File",
                                      name, uploaded)
-        self._restored(summary, file, file.source_path)
+        return file.source_path
 
     def _item(self, project_id: str, item_id: str) -> tuple[Item, Any]:
         path = f"/data/v1/projects/{quote(project_id, safe='')}/items/{quote(item_id, safe='')}"
@@ -345,7 +459,6 @@ class Restorer:
 
     @staticmethod
     def _failed(summary: RestoreSummary, file: RestoreFile, exc: Exception) -> None:
-        log.error("restore of %s failed: %s", file.source_path, exc)
         summary.files_failed += 1
         summary.failed.append({"project": file.project.project_name, "path": file.source_path, "error": str(exc)})
 
