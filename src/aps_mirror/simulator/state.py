@@ -14,6 +14,8 @@ import threading
 import uuid
 from collections.abc import Iterator
 
+from .changes import (FOLDER_ADDED, FOLDER_DELETED, FOLDER_MODIFIED, FOLDER_MOVED, VERSION_ADDED,
+                      VERSION_DELETED, VERSION_MOVED, Change, ChangeListener)
 from .clock import Clock
 from .content import Blobs, DigestCache, body, iter_bytes, iter_slice
 from .errors import BadInput, Conflict, Forbidden, NotFound
@@ -65,6 +67,13 @@ class Account:
         self._counter = 0
         self._digests = DigestCache()
         self._blobs = Blobs()
+        self.listeners: list[ChangeListener] = []  # told of every change (the webhooks service)
+
+    def _publish(self, change: Change) -> None:
+        """Tell the listeners, with the lock held (a change inside another change, e.g. the new
+        version of a rename, publishes once: the inner call is the change)."""
+        for listener in self.listeners:
+            listener(change)
 
     # ---- identifiers (deterministic per seed and creation order)
     def _digest(self, kind: str) -> bytes:
@@ -211,6 +220,7 @@ class Account:
             parent.folders.append(folder)
             self._folders[folder.id] = folder
             self._touch(parent, t, own=True)
+            self._publish(Change(FOLDER_ADDED, folder, t))
             return folder
 
     @staticmethod
@@ -228,6 +238,7 @@ class Account:
             folder.last_modified = max(folder.last_modified, t)
             self._touch(folder, t, own=True)
             self._touch(folder.parent, t, own=True)
+            self._publish(Change(FOLDER_MODIFIED, folder, t))
 
     def move_folder(self, folder: Folder, target: Folder, when: float | None = None) -> None:
         with self.lock:
@@ -243,6 +254,7 @@ class Account:
             self._touch(folder, t, own=True)
             self._touch(old, t, own=True)
             self._touch(target, t, own=True)
+            self._publish(Change(FOLDER_MOVED, folder, t, old_parent=old))
 
     def delete_folder(self, folder: Folder, when: float | None = None) -> None:
         """Hide the folder and everything below it; live items below get a Deleted tombstone."""
@@ -263,6 +275,7 @@ class Account:
                         self._tombstone(item, t)
                 stack.extend(node.folders)
             self._touch(folder.parent, t, own=True)
+            self._publish(Change(FOLDER_DELETED, folder, t))
 
     def add_item(self, parent: Folder, name: str, size: int, content_key: str | None = None,
                  when: float | None = None, kind: str = FILE, published: bool = True,
@@ -281,6 +294,7 @@ class Account:
             parent.items.append(item)
             self._append_version(item, name, size, content_key, t, stored=published, object_key=object_key)
             self._touch(parent, t, own=True)
+            self._publish(Change(VERSION_ADDED, item, t, item.tip))
             return item
 
     def add_version(self, item: Item, size: int | None = None, name: str | None = None,
@@ -301,6 +315,7 @@ class Account:
                 self._touch(item.parent, t, own=True)
             else:
                 self._touch(item.parent, t, own=False)
+            self._publish(Change(VERSION_ADDED, item, t, version))
             return version
 
     def _append_version(self, item: Item, name: str, size: int, content_key: str | None, t: float,
@@ -344,6 +359,7 @@ class Account:
             item.last_modified = t
             self._touch(old, t, own=True)
             self._touch(target, t, own=True)
+            self._publish(Change(VERSION_MOVED, item, t, item.tip, old_parent=old))
 
     def delete_item(self, item: Item, when: float | None = None) -> Version:
         """Add a ``versions:autodesk.core:Deleted`` tombstone tip and hide the item."""
@@ -353,6 +369,7 @@ class Account:
             t = self.clock.now() if when is None else when
             tomb = self._tombstone(item, t)
             self._touch(item.parent, t, own=True)
+            self._publish(Change(VERSION_DELETED, item, t, tomb))
             return tomb
 
     def _tombstone(self, item: Item, t: float) -> Version:
