@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from . import routes_auth, routes_control, routes_dm, routes_oss, routes_upload, routes_write
+from . import routes_auth, routes_control, routes_dm, routes_oss, routes_upload, routes_webhooks, routes_write
 from .errors import SimError
 from .sim import Simulator
 from .traffic import SimApp, fault_response
@@ -28,5 +28,6 @@ def create_app(sim: Simulator) -> FastAPI:
     routes_oss.register(app, sim)
     routes_write.register(app, sim)
     routes_upload.register(app, sim)
+    routes_webhooks.register(app, sim)
     routes_control.register(app, sim)
     return app

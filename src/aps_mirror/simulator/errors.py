@@ -111,6 +111,18 @@ class AuthorizePageError(SimError):
     status = 400
 
 
+class WebhooksError(SimError):
+    """Webhooks API error: ``{"id", "status", "code", "detail": [message]}``."""
+
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message, status)
+        if code is not None:
+            self.code = code
+
+
 class OSSError(SimError):
     """Object Storage Service error: ``{"reason": ...}``."""
 

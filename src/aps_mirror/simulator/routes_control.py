@@ -150,3 +150,23 @@ def register(app: FastAPI, sim: Simulator) -> None:
     post("/_sim/items/{item_id}/restore", lambda b: {"version_id": sim.restore_item(b["item_id"])})
     post("/_sim/churn", lambda b: sim.churn(float(b["projects_fraction"]), int(b["folders_per_project"]),
                                             b.get("seed")))
+
+    # ---- webhooks: delivery switches and settings, failing callback URLs, the log, waiting for quiet
+    def webhook_switches(b: dict[str, Any]) -> dict[str, Any]:
+        if "seed" in b:
+            sim.webhooks.seed(b.pop("seed"))
+        return {**sim.webhooks.configure(**b), "seed": sim.webhooks.deliverer.seed_value}
+
+    def fail_webhooks(b: dict[str, Any]) -> dict[str, Any]:
+        sim.webhooks.fail_deliveries(str(b["url"]), int(b.get("status", 500)), _opt_int(b.get("count")))
+        return {"failing": sim.webhooks.deliverer.failing()}
+
+    post("/_sim/webhooks/switches", webhook_switches)
+    post("/_sim/webhooks/fail", fail_webhooks)
+    post("/_sim/webhooks/fail", lambda b: sim.webhooks.clear_failures(), ("DELETE",))
+    post("/_sim/webhooks/drain", lambda b: {"drained": sim.webhooks.drain(float(b.get("timeout", 30)))})
+    post("/_sim/webhooks/deliveries", lambda b: sim.webhooks.clear_log(), ("DELETE",))
+
+    @app.get("/_sim/webhooks/deliveries")
+    def webhook_deliveries() -> dict[str, Any]:
+        return {"deliveries": sim.webhooks.deliveries()}

@@ -19,6 +19,7 @@ from .seed import DEMO_USER, VIEWER_USER, build
 from .ssa import Registration
 from .state import Account, FileEntry, Version
 from .uploads import Uploads
+from .webhooks import Webhooks
 
 COMPLETE, CHUNKED, FALLBACK = "complete", "chunked", "fallback"
 DOWNLOAD_STATUSES = (COMPLETE, CHUNKED, FALLBACK)
@@ -64,6 +65,8 @@ class Simulator:
         self.restricted_users: set[str] = {VIEWER_USER.user_id}
         self._churns = 0
         self._signing_key = secrets.token_bytes(32)
+        # After the seed is built: hooks hear of the changes made from now on.
+        self.webhooks = Webhooks(self.account, self.clock)
 
     @property
     def lock(self) -> Any:

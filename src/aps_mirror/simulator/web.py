@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from aps_mirror.aps.endpoints import classify
 
 from .errors import (AuthorizePageError, BadInput, DataManagementError, GatewayError, NoPrivilege, OAuthError,
-                     OSSError, RateLimited, S3Error, SimError)
+                     OSSError, RateLimited, S3Error, SimError, WebhooksError)
 from .oauth import AccessToken
 from .sim import Simulator
 
@@ -49,6 +49,9 @@ def render_error(exc: SimError) -> Response:
         return Response(xml, exc.status, media_type="application/xml")
     if isinstance(exc, OSSError):
         return JSONResponse({"reason": exc.message}, exc.status)
+    if isinstance(exc, WebhooksError):
+        return JSONResponse({"id": str(uuid.uuid4()), "status": exc.status, "code": exc.code,
+                             "detail": [exc.message]}, exc.status)
     return JSONResponse({"developerMessage": exc.message}, exc.status)
 
 
