@@ -20,10 +20,10 @@ from typing import Any, Protocol
 import requests
 
 from .clock import Clock, iso
+from .webhook_registry import INACTIVE
 
 log = logging.getLogger("aps_mirror.simulator.webhooks")
 LOG_SIZE = 10_000
-INACTIVE = "inactive"
 
 
 @dataclass(frozen=True)
