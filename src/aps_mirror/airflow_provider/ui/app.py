@@ -28,6 +28,7 @@ from aps_mirror.airflow_provider.ui.connection_health import (
     db_health,
     stored_autodesk_connections,
 )
+from aps_mirror.airflow_provider.ui.webhook_receiver import router as webhook_router
 from aps_mirror.aps.auth import PkcePair, authorize_url, exchange_code, new_state
 from aps_mirror.connection import ApsConnection, AuthMode
 from aps_mirror.errors import ApsMirrorError, ConfigError
@@ -43,6 +44,7 @@ def create_app() -> FastAPI:
     from aps_mirror.airflow_provider.ui.dashboard import router as dashboard_router  # imports this module
 
     app.include_router(dashboard_router)  # /dashboard and /dashboard.json
+    app.include_router(webhook_router)  # POST /webhooks/dm: Autodesk's signed callbacks, no login
 
     @app.get("/", response_class=HTMLResponse)
     async def accounts(request: Request) -> Response:
