@@ -22,8 +22,9 @@ from aps_mirror.connection import lookup_connection
 from aps_mirror.errors import ConfigError
 from aps_mirror.mirror.webhook_secret import (CHANGED_AT_KEY, PENDING_KEY, PREVIOUS_KEY, SECRET_KEY, SecretKeeper,
                                               installed_writer)
-from aps_mirror.mirror.webhooks import (HookSelection, check_callback_url, delete_hooks, ensure_hooks, list_hooks,
-                                        selected_projects)
+from aps_mirror.mirror.config import MirrorConfig
+from aps_mirror.mirror.webhooks import (HookSelection, check_callback_url, delete_hooks, ensure_hooks,
+                                        ensure_mirror_hooks, list_hooks, selected_projects)
 from aps_mirror.simulator.webhook_registry import DM_EVENTS, Caller
 from tests.airflow_provider.airflow_home import migrate_db
 from tests.conftest import FAST_RETRY, connection_for
@@ -225,6 +226,16 @@ def test_a_deselected_projects_hooks_are_deleted_and_other_mirrors_kept(simulato
     assert len(report.stale_deleted) == len(DM_EVENTS)
     assert set(hook_sets(simulator)) == {roots["Riverside Tower"], roots["Harbor Bridge Retrofit"]}
     assert set(hook_sets(simulator, "another_mirror")) == set(roots.values())  # untouched
+
+
+def test_a_mirror_config_selects_like_the_mirror(simulator, client, conn_id, callback):
+    """What the nightly DAG's task calls: the mirror's own MirrorConfig decides the projects."""
+    config = MirrorConfig(bucket="any-bucket", project_filter=("Drone*", "Riverside*"), exclude_projects=("Drone*",))
+    report = ensure_mirror_hooks(client, config, mirror=MIRROR, conn_id=conn_id, callback_url=callback,
+                                 writer=installed_writer(conn_id))
+    assert report.ok and [p.project_name for p in report.projects] == ["Riverside Tower"]
+    assert set(hook_sets(simulator)) == {root_folders(client)["Riverside Tower"]}
+    assert json.loads(json.dumps(report.to_dict()))["secret"] == "created"  # XCom-safe, no secret inside
 
 
 def test_a_new_callback_url_replaces_the_old_set(simulator, client, conn_id, callback):

@@ -11,7 +11,7 @@ from contextlib import redirect_stdout
 from typing import Any, Sequence
 
 from aps_mirror import __version__
-from aps_mirror.cli import authorize, catalog, report, restore, sync, tree, validate, verify
+from aps_mirror.cli import authorize, catalog, report, restore, sync, tree, validate, verify, webhooks
 from aps_mirror.cli.common import ExitCode, apply_log_levels, setup_logging
 from aps_mirror.errors import ApsMirrorError, ConfigError
 
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "no orphans or stale uploads; optionally against Autodesk"))
     restore.configure_parser(command("restore", "copy files from the mirror back into Autodesk Docs, "
                                                 "as of the latest state or a point in time"))
+    webhooks.configure_parser(command("webhooks", "create, repair, list or delete the mirror's Autodesk "
+                                                  "webhooks (live mirror)"), common)
     from aps_mirror.simulator import cli as simulator_cli
 
     simulator_cli.configure_parser(command("simulator", "run the APS simulator"))

@@ -27,7 +27,7 @@ from aps_mirror.aps.webhooks import DEFAULT_REGION, HOOK_SCOPES, ApsWebhooks, Ho
 from aps_mirror.errors import ApsMirrorError, ConfigError
 from aps_mirror.mirror.selection import select_top_folders
 from aps_mirror.mirror.walk import ProjectRef, list_projects
-from aps_mirror.mirror.webhook_secret import SecretKeeper
+from aps_mirror.mirror.webhook_secret import ExtraWriter, SecretKeeper
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,13 @@ def _is_loopback(host: str) -> bool:
 
 # -- which projects ----------------------------------------------------------------------------
 class ProjectSelection(Protocol):
-    """The hub and project filters (MirrorConfig has them, so has HookSelection)."""
+    """The hub, project and top folder filters (MirrorConfig has them, so has HookSelection)."""
 
     hub_filter: tuple[str, ...]
     exclude_hubs: tuple[str, ...]
     project_filter: tuple[str, ...]
     exclude_projects: tuple[str, ...]
+    top_folders: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,20 @@ def ensure_hooks(client: ApsClient, projects: Sequence[ProjectRef], *, mirror: s
                 report.stale_deleted.append(_hook_row(hook, "folder no longer selected"))
     report.api_calls = tally.snapshot()
     return report
+
+
+def ensure_mirror_hooks(client: ApsClient, selection: ProjectSelection, *, mirror: str, conn_id: str,
+                        callback_url: str, writer: ExtraWriter | None, rotate_secret: bool = False,
+                        dry_run: bool = False) -> EnsureReport:
+    """`ensure_hooks` for a mirror's selection (its MirrorConfig, or the CLI's HookSelection):
+    its projects, hooks on their root folders or, when the selection names top folders, on
+    those; the secret written with `writer` (the Airflow adapter's ConnectionWriter)."""
+    hubs = client.hubs()
+    projects = selected_projects(client, selection, hubs=hubs)
+    return ensure_hooks(client, projects, mirror=mirror, conn_id=conn_id, callback_url=callback_url,
+                        top_folders=selection.top_folders or None,
+                        secret=SecretKeeper(writer, rotate=rotate_secret), regions=hub_regions(hubs),
+                        dry_run=dry_run)
 
 
 def _watched_folders(client: ApsClient, projects: Sequence[ProjectRef], top_folders: Sequence[str] | None,
