@@ -13,7 +13,8 @@ import sys
 from aps_mirror.cli.catalog import add_location_options, mirror_location
 from aps_mirror.cli.common import ExitCode, aps_client, open_bucket
 from aps_mirror.connection import DEFAULT_CONN_ID
-from aps_mirror.mirror.restore import DEFAULT_WORKERS, Restorer, parse_restore_workers, restore_request
+from aps_mirror.mirror.restore import Restorer
+from aps_mirror.mirror.restore_request import DEFAULT_WORKERS, parse_restore_workers, restore_request
 from aps_mirror.options import MAX_WORKERS
 
 

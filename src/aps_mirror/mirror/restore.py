@@ -17,7 +17,7 @@ import threading
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from aps_mirror.aps.client import ApsClient
@@ -26,89 +26,12 @@ from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.aps.uploads import WRITE_SCOPES, ApsUploader
 from aps_mirror.errors import ApiError, ApsMirrorError, ConfigError
 from aps_mirror.mirror.manifest import Manifest, ManifestEntry, ManifestStore
+from aps_mirror.mirror.restore_request import DEFAULT_WORKERS, RestoreRequest
 from aps_mirror.mirror.selection import matches_filter
-from aps_mirror.options import parse_flag, parse_workers
+from aps_mirror.options import parse_workers
 from aps_mirror.threads import ContextThreadPool
 
 log = logging.getLogger(__name__)
-
-DEFAULT_WORKERS = 4  # files restored at once
-
-# How the user typed each setting, for the one-line refusals: the CLI's flags, or the DAG's params.
-CLI_NAMES = {"project": "--project", "path": "--path", "as_of": "--as-of", "into": "--into",
-             "in_place": "--in-place", "dry_run": "--dry-run", "workers": "--workers"}
-PARAM_NAMES = {setting: setting for setting in CLI_NAMES}
-
-
-@dataclass(frozen=True)
-class RestoreRequest:
-    projects: tuple[str, ...]  # globs on project names or ids
-    path: str | None = None  # an Autodesk path prefix ("Project Files/Design")
-    as_of: datetime | None = None  # None: the latest mirrored state
-    into: str | None = None  # an Autodesk path, top folder first
-    in_place: bool = False
-    dry_run: bool = False
-
-    def __post_init__(self) -> None:
-        check_target(self.into, self.in_place, CLI_NAMES)
-
-
-# -- the request, as the CLI and the DAG take it -------------------------------------------------
-def restore_request(values: Mapping[str, Any], names: Mapping[str, str] = CLI_NAMES) -> RestoreRequest:
-    """A request from CLI arguments or DAG params (`project`, `path`, `as_of`, `into`, `in_place`,
-    `dry_run`), each value checked: a bad one is a one-line ConfigError naming it as `names` say.
-    An empty text is no value."""
-    raw = values.get("project")
-    projects = [raw] if isinstance(raw, str) else raw
-    if not raw or not isinstance(projects, (list, tuple)) or \
-            not all(isinstance(p, str) and p.strip() for p in projects):
-        raise ConfigError(f"{names['project']} {raw!r} is not accepted: give a glob on project names or ids, "
-                          "e.g. 'Riverside*'.")
-    path, into = (_optional_text(values.get(key), names[key]) for key in ("path", "into"))
-    in_place, dry_run = (parse_flag(values.get(key) or False, names[key]) for key in ("in_place", "dry_run"))
-    as_of = parse_as_of(_optional_text(values.get("as_of"), names["as_of"]), names["as_of"])
-    check_target(into, in_place, names)
-    return RestoreRequest(projects=tuple(projects), path=path, as_of=as_of, into=into, in_place=in_place,
-                          dry_run=dry_run)
-
-
-def check_target(into: str | None, in_place: bool, names: Mapping[str, str]) -> None:
-    if into is not None and in_place:
-        raise ConfigError(f"{names['into']} and {names['in_place']} exclude each other: restore into a folder, "
-                          "or in place.")
-    if into is not None and not [p for p in into.split("/") if p.strip()]:
-        raise ConfigError(f"{names['into']} {into!r} is not accepted: give a path that starts with a top "
-                          "folder, e.g. 'Project Files/Recovered'.")
-
-
-def parse_as_of(text: str | None, label: str = "--as-of") -> datetime | None:
-    """An ISO 8601 time in the past (UTC unless it says otherwise); None for the latest state."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{label} {text!r} is not accepted: give an ISO 8601 time, "
-                          "e.g. 2026-11-28T18:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    if moment > datetime.now(timezone.utc):
-        raise ConfigError(f"{label} {text!r} is in the future: give a past time, or leave it out for the "
-                          "latest state.")
-    return moment
-
-
-def parse_restore_workers(raw: Any, label: str = "--workers") -> int:
-    return DEFAULT_WORKERS if raw is None or raw == "" else parse_workers(raw, label)
-
-
-def _optional_text(raw: Any, label: str) -> str | None:
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
-        raise ConfigError(f"{label} {raw!r} is not accepted: give a text, or leave it empty.")
-    return raw
-
 
 @dataclass(frozen=True)
 class RestoreFile:
