@@ -16,6 +16,7 @@ CATALOG_TABLES = ("files", "versions", "folders", "projects", "runs", "events")
 # Airflow's asset groups: how the dashboard finds every mirror of a deployment, whatever its name.
 MIRROR_GROUP = "aps-mirror"
 CATALOG_GROUP = "aps-mirror-catalog"
+VERIFICATION_GROUP = "aps-mirror-verification"
 DEFAULT_MIRROR = "aps_mirror"  # the repository's DAG, and the assets' names before the factory
 
 
@@ -51,3 +52,10 @@ def live_asset(mirror: str, bucket: str, prefix: str) -> Asset:
     """Autodesk's change events for a mirror: the webhook receiver adds one asset event per
     accepted delivery, and the mirror's live DAG is scheduled on it."""
     return Asset(uri=f"s3://{bucket}/{prefix}/_aps_mirror/live", name=live_asset_name(mirror), group=LIVE_GROUP)
+
+
+def verification_asset(verifier: str, bucket: str, prefix: str) -> Asset:
+    """A verify DAG's asset, named after it: updated with each verification's counts. Its URI is
+    the catalog's `verifications` table, told apart per DAG (an asset's URI names one asset)."""
+    return Asset(uri=f"s3://{bucket}/{prefix}/_aps_mirror/catalog/verifications/{verifier}", name=verifier,
+                 group=VERIFICATION_GROUP)

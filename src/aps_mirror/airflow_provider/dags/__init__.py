@@ -14,5 +14,8 @@ from aps_mirror.airflow_provider.dags.catalog_digest_dag import build_catalog_di
 from aps_mirror.airflow_provider.dags.keepalive_dag import build_keepalive_dag
 from aps_mirror.airflow_provider.dags.live_dag import build_live_dag
 from aps_mirror.airflow_provider.dags.mirror_dag import build_mirror_dag
+from aps_mirror.airflow_provider.dags.restore_dag import build_restore_dag
+from aps_mirror.airflow_provider.dags.verify_dag import build_verify_dag
 
-__all__ = ["build_catalog_digest_dag", "build_keepalive_dag", "build_live_dag", "build_mirror_dag"]
+__all__ = ["build_catalog_digest_dag", "build_keepalive_dag", "build_live_dag", "build_mirror_dag",
+           "build_restore_dag", "build_verify_dag"]
