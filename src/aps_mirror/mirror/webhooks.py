@@ -139,7 +139,8 @@ class ProjectHooks:
 
     @property
     def changed(self) -> bool:
-        return bool(self.sets_created or self.created or self.reactivated or self.updated or self.recreated or self.deleted)
+        return bool(self.sets_created or self.created or self.reactivated or self.updated or self.recreated
+                    or self.deleted)
 
     def describe(self, dry_run: bool = False) -> str:
         if self.error:
@@ -154,12 +155,12 @@ class ProjectHooks:
         where = ", ".join(f["name"] for f in self.folders)
         if not parts:
             return f"{self.label} ({where}): {self.unchanged} hooks active, nothing to do"
-        return f"{self.label} ({where}): {'would be ' if dry_run else ''}{', '.join(parts)}"
+        return f"{self.label} ({where}): {'would do: ' if dry_run else ''}{', '.join(parts)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"hub": self.hub_name, "project": self.project_name, "project_id": self.project_id,
-                "folders": self.folders, "sets_created": self.sets_created, "created": self.created, "reactivated": self.reactivated,
-                "updated": self.updated, "recreated": self.recreated, "deleted": self.deleted,
+                "folders": self.folders, "sets_created": self.sets_created, "created": self.created,
+                "reactivated": self.reactivated, "updated": self.updated, "recreated": self.recreated, "deleted": self.deleted,
                 "unchanged": self.unchanged, "error": self.error}
 
 
