@@ -78,13 +78,21 @@ def test_two_mirrors_never_share_an_asset_and_a_digest_follows_its_own(tmp_path:
     ('build_mirror_dag("m m", bucket="b-1", prefix="p")', "dag_id 'm m' is not accepted"),
     ('build_mirror_dag("m", bucket="b-1", prefix="p", pool="")', "pool '' is not accepted"),
     ('build_mirror_dag("m", bucket="b-1", prefix="p", aws_conn_id=None)', "aws_conn_id None is not accepted"),
+    ('build_mirror_dag("m", bucket="b-1", prefix="p", webhook_callback_url="http://airflow.example.com/aps-mirror/webhooks/dm")',
+     "webhook_callback_url 'http://airflow.example.com/aps-mirror/webhooks/dm' is not accepted: Autodesk must call it "
+     "over https"),
     ('build_keepalive_dag("k", conn_ids="autodesk_default")', "conn_ids 'autodesk_default' is not accepted"),
     ('build_keepalive_dag("k", warn_after_days=15)', "warn_after_days 15 is not accepted"),
     ('build_catalog_digest_dag("d", mirror="no such", bucket="b-1", prefix="p")', "dag_id 'no such' is not accepted"),
     ('build_catalog_digest_dag("d", mirror="m", bucket="b-1", prefix="/p")', "prefix '/p' is not accepted"),
 ])
 def test_a_bad_argument_is_a_one_line_import_error(tmp_path: Path, call: str, message: str) -> None:
-    bag = bag_of(tmp_path, "from aps_mirror.airflow_provider.dags import *\n" + call + "\n")
+    assert_one_line_import_error(tmp_path, call, message)
+
+
+def assert_one_line_import_error(folder: Path, call: str, message: str) -> None:
+    """A DAG file making `call` of a factory fails to import with one line starting `message`."""
+    bag = bag_of(folder, "from aps_mirror.airflow_provider.dags import *\n" + call + "\n")
     (error,) = bag.import_errors.values()
     last = error.strip().splitlines()[-1]
     assert last.startswith("aps_mirror.errors.ConfigError: " + message), last
@@ -114,3 +122,13 @@ def test_a_missing_pool_is_reported_with_the_command_to_create_it(airflow_db: Pa
     with pytest.raises(ConfigError, match=r"^Pool 'no_such_pool' does not exist, so sync_batch would never "
                                           r"start: create it with `airflow pools set no_such_pool 4 "):
         require_pool("no_such_pool")
+
+
+def test_a_callback_url_adds_the_webhook_task_beside_the_night(tmp_path: Path) -> None:
+    bag = bag_of(tmp_path, "from aps_mirror.airflow_provider.dags import build_mirror_dag\n"
+                           "build_mirror_dag('m', bucket='b-1', prefix='p')\n"
+                           "build_mirror_dag('live', bucket='b-2', prefix='p', "
+                           "webhook_callback_url='https://airflow.example.com/aps-mirror/webhooks/dm')\n")
+    assert "ensure_webhooks" not in bag.dags["m"].task_dict
+    task = bag.dags["live"].get_task("ensure_webhooks")
+    assert task.upstream_task_ids == set() and task.downstream_task_ids == set(), "it never holds the night back"

@@ -14,7 +14,7 @@ import pytest
 from aps_mirror.catalog import reader
 from aps_mirror.simulator import SimulatorServer
 from tests.airflow_provider.airflow_home import REPO, run_airflow
-from tests.dags.test_dag_factory import bag_of, defaults
+from tests.dags.test_dag_factory import assert_one_line_import_error, bag_of, defaults
 from tests.mirror.test_engine import PREFIX, run
 
 PROJECT = "Riverside Tower"
@@ -110,11 +110,7 @@ def test_one_file_declares_a_verify_dag_per_mirror(tmp_path: Path) -> None:
     ('build_restore_dag("r", bucket="b-1", prefix="p", pool=None)', "pool None is not accepted"),
 ])
 def test_a_bad_argument_is_a_one_line_import_error(tmp_path: Path, call: str, message: str) -> None:
-    bag = bag_of(tmp_path, "from aps_mirror.airflow_provider.dags import *\n" + call + "\n")
-    (error,) = bag.import_errors.values()
-    last = error.strip().splitlines()[-1]
-    assert last.startswith("aps_mirror.errors.ConfigError: " + message), last
-    assert bag.dags == {}
+    assert_one_line_import_error(tmp_path, call, message)
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [

@@ -6,12 +6,15 @@ Heavy imports (boto3, the engine) happen inside the functions, so parsing the DA
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from aps_mirror.airflow_provider.compat import fail_fast_retry_policy
 from aps_mirror.errors import AuthError, ConfigError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from aps_mirror.mirror.engine import MirrorEngine, ProjectRef, ProjectResult, RunSummary
@@ -61,6 +64,26 @@ def mirror_s3(params: Mapping[str, Any], *, workers: int = 1) -> Any:
     from aps_mirror.airflow_provider.aws_connection import s3_client
 
     return s3_client(params["aws_conn_id"], workers=workers)
+
+
+def ensure_live_hooks(params: Mapping[str, Any], *, mirror: str, callback_url: str) -> dict[str, Any]:
+    """`aps-mirror webhooks ensure` for the mirror's selection, from a task: the secret is
+    written through the REST API (the connection writer tasks use); the report's counts."""
+    from aps_mirror.airflow_provider.hooks.autodesk import AutodeskHook
+    from aps_mirror.airflow_provider.token_persistence.writers import default_writer
+    from aps_mirror.mirror.webhooks import ensure_mirror_hooks
+    from aps_mirror.options import mirror_config
+
+    config = mirror_config(params)
+    conn_id = params["autodesk_conn_id"]
+    report = ensure_mirror_hooks(AutodeskHook(conn_id).get_conn(), config, mirror=mirror, conn_id=conn_id,
+                                 callback_url=callback_url, writer=default_writer(), dry_run=config.dry_run)
+    log.info("webhooks of %s:\n%s", mirror, report.format_text())
+    if not report.ok:
+        raise RuntimeError("some projects' hooks could not be ensured; see above (the mirror itself is not affected)")
+    # Numbers only: XCom stays small whatever the account's size (the secret's state is a word).
+    return {"projects": len(report.projects), "changed": report.changed, "secret": report.secret,
+            "api_calls": report.api_calls}
 
 
 def publish_catalog(params: Mapping[str, Any]) -> dict[str, int]:

@@ -11,7 +11,7 @@ import requests
 from aps_mirror.aps import endpoints
 from aps_mirror.aps.models import Folder, Hub, Item, Project, SignedDownload, UserProfile, Version
 from aps_mirror.aps.transport import ApsTransport
-from aps_mirror.errors import ApiError
+from aps_mirror.errors import ApiError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +137,13 @@ def _describe_warning(warning: Any) -> str:
         return str(warning.get("Detail") or warning.get("detail") or warning.get("Title")
                    or warning.get("Message") or warning)
     return str(warning)
+
+
+def require_scopes(client: ApsClient, scopes: tuple[str, ...], doing: str) -> None:
+    """Refuse at once, in one line, when the connection does not ask for `scopes` (what
+    `doing`, e.g. "Restoring", needs): before any call Autodesk would refuse halfway."""
+    connection = client.transport.connection
+    if not set(scopes) <= set(connection.scopes):
+        raise ConfigError(f"{doing} writes to Autodesk: connection {connection.conn_id!r} needs the scopes "
+                          f"{' and '.join(scopes)} (it has {' '.join(connection.scopes) or 'none'}); add "
+                          "them to its extra.scopes (and authorize a user connection again), then run again.")

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from aps_mirror.aps.client import ApsClient
+from aps_mirror.aps.client import ApsClient, require_scopes
 from aps_mirror.aps.models import Folder, Item, Version
 from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.aps.uploads import WRITE_SCOPES, ApsUploader
@@ -388,11 +388,7 @@ class Restorer:
 
 def require_write_scopes(client: ApsClient) -> None:
     """Refuse at once when the connection does not ask for the scopes writing needs."""
-    connection = client.transport.connection
-    if not set(WRITE_SCOPES) <= set(connection.scopes):
-        raise ConfigError(f"Restoring writes to Autodesk: connection {connection.conn_id!r} needs the scopes "
-                          f"{' and '.join(WRITE_SCOPES)} (it has {' '.join(connection.scopes) or 'none'}); add "
-                          "them to its extra.scopes (and authorize a user connection again), then run again.")
+    require_scopes(client, WRITE_SCOPES, "Restoring")
 
 
 def _refused_scope_advice(client: ApsClient) -> str:

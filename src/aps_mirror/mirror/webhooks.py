@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 from urllib.parse import urlsplit
 
-from aps_mirror.aps.client import ApsClient
+from aps_mirror.aps.client import ApsClient, require_scopes
 from aps_mirror.aps.models import Hub
 from aps_mirror.aps.webhooks import DEFAULT_REGION, HOOK_SCOPES, ApsWebhooks, Hook, HookExists
 from aps_mirror.errors import ApsMirrorError, ConfigError
@@ -39,19 +39,20 @@ _LOOPBACK_NAMES = ("localhost",)
 
 
 # -- what the user gives ---------------------------------------------------------------------
-def check_callback_url(url: str) -> str:
+def check_callback_url(url: str, label: str = "--callback-url") -> str:
     """The receiver's URL: https (http only on a loopback host, for tests), ending with
-    /aps-mirror/webhooks/dm, no query or fragment. A ConfigError in one line otherwise."""
+    /aps-mirror/webhooks/dm, no query or fragment. A ConfigError in one line otherwise, naming
+    the value as the user gave it (`label`: the CLI flag, or the factory's argument)."""
     parts = urlsplit(url.strip()) if isinstance(url, str) else None
     host = parts.hostname if parts else None
     if parts is None or not host or parts.scheme not in ("http", "https") or parts.query or parts.fragment:
-        raise ConfigError(f"--callback-url {url!r} is not accepted: give the Airflow URL of the webhook "
+        raise ConfigError(f"{label} {url!r} is not accepted: give the Airflow URL of the webhook "
                           f"receiver, e.g. https://airflow.example.com{CALLBACK_PATH}.")
     if parts.scheme != "https" and not _is_loopback(host):
-        raise ConfigError(f"--callback-url {url!r} is not accepted: Autodesk must call it over https "
+        raise ConfigError(f"{label} {url!r} is not accepted: Autodesk must call it over https "
                           f"(http only for a loopback host), e.g. https://{host}{CALLBACK_PATH}.")
     if not parts.path.endswith(CALLBACK_PATH):
-        raise ConfigError(f"--callback-url {url!r} is not accepted: the receiver's path is {CALLBACK_PATH} "
+        raise ConfigError(f"{label} {url!r} is not accepted: the receiver's path is {CALLBACK_PATH} "
                           f"under the Airflow URL, e.g. {parts.scheme}://{parts.netloc}{CALLBACK_PATH}.")
     return url.strip()
 
@@ -65,11 +66,7 @@ def check_mirror_name(name: str) -> str:
 
 def require_hook_scopes(client: ApsClient) -> None:
     """Hooks are written: refuse at once when the connection does not ask for data:write."""
-    connection = client.transport.connection
-    if not set(HOOK_SCOPES) <= set(connection.scopes):
-        raise ConfigError(f"Managing webhooks writes to Autodesk: connection {connection.conn_id!r} needs the "
-                          f"scopes {' and '.join(HOOK_SCOPES)} (it has {' '.join(connection.scopes) or 'none'}); "
-                          "add them to its extra.scopes (and authorize a user connection again), then run again.")
+    require_scopes(client, HOOK_SCOPES, "Managing webhooks")
 
 
 def _is_loopback(host: str) -> bool:

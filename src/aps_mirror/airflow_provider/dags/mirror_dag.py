@@ -38,6 +38,7 @@ from aps_mirror.airflow_provider.compat import retry_exponential_backoff, retry_
 from aps_mirror.airflow_provider.dags.arguments import caller_file, check_dag_id, check_name
 from aps_mirror.airflow_provider.mirror import (
     FAIL_FAST_ON_SETUP_ERRORS,
+    ensure_live_hooks,
     MAX_BATCHES_DEFAULT,
     MAX_BATCHES_LIMIT,
     add_up_run,
@@ -102,6 +103,7 @@ def build_mirror_dag(
     schedule: Any = "@daily",
     pool: str = "autodesk_api",
     deadline: str | None = None,
+    webhook_callback_url: str | None = None,
     start_date: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
     tags: Sequence[str] = (),
     **options: Any,
@@ -113,13 +115,19 @@ def build_mirror_dag(
     defaults, which a manual run may still override in the trigger form. `deadline` is how long
     after its scheduled start a run must be done, as HH:MM (`off` for none; default: the
     APS_MIRROR_DEADLINE variable, else 06:00). `pool` bounds the parallel load on Autodesk's
-    rate limits; mirrors of one account should share it.
+    rate limits; mirrors of one account should share it. `webhook_callback_url` (this
+    Airflow's `.../aps-mirror/webhooks/dm`, reachable by Autodesk) adds `ensure_webhooks`, which
+    keeps Autodesk's hooks on the selected projects for the mirror's live DAG (`build_live_dag`).
     """
     check_dag_id(dag_id)
     check_name("autodesk_conn_id", autodesk_conn_id)
     check_name("aws_conn_id", aws_conn_id)
     check_name("pool", pool)
     defaults = checked_options(bucket, prefix, options)
+    if webhook_callback_url is not None:
+        from aps_mirror.mirror.webhooks import check_callback_url
+
+        check_callback_url(webhook_callback_url, label="webhook_callback_url")
     alert_deadline = nightly_deadline(deadline, mirror=dag_id)
     mirror = mirror_asset(dag_id, bucket, prefix)
     catalog = catalog_assets(dag_id, bucket, prefix)
@@ -245,6 +253,14 @@ def build_mirror_dag(
             outlet_events[mirror].extra = {"bucket": params["bucket"], "prefix": params["prefix"],
                                            "aws_conn_id": params["aws_conn_id"], **counts}
             return counts
+
+        if webhook_callback_url is not None:
+            @task(execution_timeout=timedelta(hours=1))
+            def ensure_webhooks(params: dict[str, Any]) -> dict[str, Any]:
+                """Autodesk's hooks on every selected project, for the live DAG; repaired if needed."""
+                return ensure_live_hooks(params, mirror=dag_id, callback_url=webhook_callback_url)
+
+            ensure_webhooks()  # beside the sync: a failure here alerts, but never holds the night back
 
         plan = plan_work()
         results = sync_batch.expand(batch=plan)
