@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from aps_mirror.airflow_provider.compat import fail_fast_retry_policy
@@ -68,22 +68,47 @@ def mirror_s3(params: Mapping[str, Any], *, workers: int = 1) -> Any:
 
 def ensure_live_hooks(params: Mapping[str, Any], *, mirror: str, callback_url: str) -> dict[str, Any]:
     """`aps-mirror webhooks ensure` for the mirror's selection, from a task: the secret is
-    written through the REST API (the connection writer tasks use); the report's counts."""
+    written through the REST API (the connection writer tasks use); each project's hook state
+    goes to the catalog's `hooks` table (the dashboard reads it there, never asking Autodesk);
+    the report's counts."""
     from aps_mirror.airflow_provider.hooks.autodesk import AutodeskHook
     from aps_mirror.airflow_provider.token_persistence.writers import default_writer
+    from aps_mirror.catalog.writer import CatalogWriter
     from aps_mirror.mirror.webhooks import ensure_mirror_hooks
     from aps_mirror.options import mirror_config
 
     config = mirror_config(params)
     conn_id = params["autodesk_conn_id"]
-    report = ensure_mirror_hooks(AutodeskHook(conn_id).get_conn(), config, mirror=mirror, conn_id=conn_id,
-                                 callback_url=callback_url, writer=default_writer(), dry_run=config.dry_run)
+    catalog = None if config.dry_run else CatalogWriter(mirror_s3(params), config.bucket, config.prefix)
+    try:
+        report = ensure_mirror_hooks(AutodeskHook(conn_id).get_conn(), config, mirror=mirror, conn_id=conn_id,
+                                     callback_url=callback_url, writer=default_writer(), dry_run=config.dry_run)
+    except Exception as exc:
+        if catalog is not None:
+            _record_hooks_failure(catalog, exc, mirror=mirror, callback_url=callback_url)
+        raise
     log.info("webhooks of %s:\n%s", mirror, report.format_text())
+    if catalog is not None:
+        catalog.record_hooks(report, datetime.now(timezone.utc))
     if not report.ok:
         raise RuntimeError("some projects' hooks could not be ensured; see above (the mirror itself is not affected)")
     # Numbers only: XCom stays small whatever the account's size (the secret's state is a word).
     return {"projects": len(report.projects), "changed": report.changed, "secret": report.secret,
             "api_calls": report.api_calls}
+
+
+def _record_hooks_failure(catalog: Any, exc: Exception, *, mirror: str, callback_url: str) -> None:
+    """Mark the hooks' check failed in the catalog. Our own errors are one secret-free line;
+    anything else is named by its type only (its text could quote a request)."""
+    from aps_mirror.errors import ApsMirrorError
+
+    error = (str(exc) if isinstance(exc, ApsMirrorError)
+             else f"{type(exc).__name__}: see the ensure_webhooks task's log")
+    try:
+        catalog.record_hooks_failure(mirror=mirror, callback_url=callback_url, error=error,
+                                     checked_at=datetime.now(timezone.utc))
+    except Exception as write_error:  # noqa: BLE001 - the check's own failure is the one to raise
+        log.warning("could not record the failed check in the catalog's hooks table: %s", write_error)
 
 
 def publish_catalog(params: Mapping[str, Any]) -> dict[str, int]:

@@ -26,6 +26,7 @@ TABLE_KEY = b"aps_mirror.table"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 SNAPSHOT, APPEND = "snapshot", "append-only"
+LATEST = "replaced by each check"  # one object, rewritten whole by the task that checks
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class Table:
     name: str
     description: str
     kind: str  # SNAPSHOT: rebuilt from the manifests by each publish; APPEND: one object per run
-    #            (folded from the staged project records by each publish)
+    #            (folded from the staged project records by each publish); LATEST: one object
+    #            replaced by each check (not by the publish)
     layout: str  # object keys under the catalog folder
     columns: tuple[Column, ...]
     partition: Column | None = None  # a Hive partition: in the key (`name=value/`), not in the file
@@ -206,6 +208,10 @@ PROJECTS = Table(
         _c("last_success_at", TIMESTAMP, "When the latest run with status success finished."),
         _c("last_error", pa.string(), "The latest run's last error (for a failed project: what "
            "stopped it); null when it had none."),
+        _c("last_live_success_at", TIMESTAMP, "When the latest successful run started by Autodesk's "
+           "change events (the live DAG: run_id `asset_triggered__...`) finished; null if none."),
+        _c("last_nightly_success_at", TIMESTAMP, "When the latest successful run of any other kind "
+           "(the scheduled nightly, a manual trigger, the CLI) finished; null if none."),
         PUBLISHED,
     ),
 )
@@ -318,8 +324,33 @@ VERIFICATIONS = Table(
     ),
 )
 
+HOOKS = Table(
+    name="hooks",
+    description="The mirror's Autodesk webhooks as the latest check left them (the mirror DAG's "
+                "`ensure_webhooks` task): one row per selected project, or one (project columns null) "
+                "when the check failed before reaching any project; replaced whole by each check.",
+    kind=LATEST,
+    layout="hooks/hooks.parquet",
+    columns=IDS + (
+        _c("mirror", pa.string(), "The mirror whose hooks these are (its DAG id, the hooks' "
+           "`hookAttribute.aps_mirror`)."),
+        _c("callback_url", pa.string(), "Where Autodesk delivers the events: the webhook receiver."),
+        _c("state", pa.string(), "What the check left: active (every watched folder has its active hook "
+           "set); error (the hooks could not be ensured, see error); missing (no folder watched: the "
+           "selected top folders are not in the project)."),
+        _c("found", pa.string(), "What the check found before repairing: active, inactive (deactivated by "
+           "Autodesk), expired, partial (some events or folders had no hook), missing; anything but active "
+           "means events may have been lost meanwhile (the nightly scan catches them). Null when unknown."),
+        _c("hooks", pa.int64(), "Hooks of the project after the check (one per event and watched folder)."),
+        _c("folders", pa.int64(), "Folders watched: the root folder, or the selected top folders."),
+        _c("changes", pa.string(), "What the check changed, e.g. `2 reactivated`; null when nothing."),
+        _c("error", pa.string(), "Why the hooks could not be ensured (state error)."),
+        _c("checked_at", TIMESTAMP, "When the check finished."),
+    ),
+)
+
 TABLES: dict[str, Table] = {t.name: t for t in (FILES, VERSIONS, FOLDERS, PROJECTS, RUNS, EVENTS,
-                                                VERIFICATIONS)}
+                                                VERIFICATIONS, HOOKS)}
 SNAPSHOT_TABLES = tuple(n for n, t in TABLES.items() if t.kind == SNAPSHOT)
 
 

@@ -25,7 +25,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,18 +34,24 @@ from aps_mirror.catalog import parquet, reader
 from aps_mirror.catalog.layout import (key_safe, partitions_of, run_object_key, run_object_name,
                                        schema_key, staged_key, staging_prefix, table_prefix)
 from aps_mirror.catalog.records import CatalogEvent, ProjectRun
-from aps_mirror.catalog.schema import (EVENTS, HUB_PARTITION, PROJECTS, RUN_DATE_PARTITION, RUNS,
+from aps_mirror.catalog.schema import (EVENTS, HOOKS, HUB_PARTITION, PROJECTS, RUN_DATE_PARTITION, RUNS,
                                        SNAPSHOT_TABLES, TABLES, VERIFICATIONS, schema_document)
 from aps_mirror.catalog.snapshot import Row, build_snapshot, id_columns
 from aps_mirror.errors import ConfigError, s3_write
 from aps_mirror.mirror.manifest import Manifest, ManifestStore
 from aps_mirror.mirror.verify_report import CATEGORIES, VerifyReport
 
+if TYPE_CHECKING:
+    from aps_mirror.mirror.webhooks import EnsureReport
+
 log = logging.getLogger(__name__)
 
 # A staged record is a Parquet file of `events` rows; its run row rides in the file's
 # key-value metadata as JSON, so one PUT stages the whole record.
 STAGED_RUN_KEY = b"aps_mirror.staged_run"
+# Airflow names the runs an asset event starts `asset_triggered__...`: the live DAG's, started by
+# Autodesk's change events. Every other run (scheduled, manual, the CLI's) counts as nightly.
+LIVE_RUN_PREFIX = "asset_triggered__"
 DELETE_BATCH = 1000  # S3 DeleteObjects limit
 VANISHED, UNREADABLE = "vanished", "unreadable"
 
@@ -279,10 +285,14 @@ class CatalogWriter:
                 facts[(row["hub_id"], row["project_id"])] = {
                     k: row[k] for k in ("hub_name", "project_name", "last_run_id", "last_run_started_at",
                                         "last_run_finished_at", "last_run_status", "last_success_at",
-                                        "last_error")}
+                                        "last_error", "last_live_success_at", "last_nightly_success_at")}
         runs = [r for r in runs if r["status"] != "dry_run" and r["finished_at"] is not None]
         for run in sorted(runs, key=lambda r: r["finished_at"]):
             fact = facts.setdefault((run["hub_id"], run["project_id"]), {})
+            if run["status"] == "success":  # live or nightly: the later of each kind
+                kind = "last_live_success_at" if run["run_id"].startswith(LIVE_RUN_PREFIX) else "last_nightly_success_at"
+                if not fact.get(kind) or fact[kind] < run["finished_at"]:
+                    fact[kind] = run["finished_at"]
             if fact.get("last_run_finished_at") and fact["last_run_finished_at"] > run["finished_at"]:
                 continue  # the previous snapshot knows a later run
             fact.update(hub_name=run["hub_name"], project_name=run["project_name"],
@@ -326,6 +336,31 @@ class CatalogWriter:
         key = run_object_key(self.prefix, VERIFICATIONS.name, day, report.verification_id)
         self._put(key, parquet.encode(VERIFICATIONS, rows))
         self.write_schema()  # `_schema.json` describes the table from its first row on
+        return key
+
+    # -- hooks: one object, replaced by each check -------------------------------------------
+    def record_hooks(self, report: EnsureReport, checked_at: datetime) -> str:
+        """The `hooks` table from an ensure (one row per project), in one PUT; returns its key."""
+        from aps_mirror.mirror.hook_states import hook_rows
+
+        return self._write_hooks(hook_rows(report, checked_at))
+
+    def record_hooks_failure(self, *, mirror: str, callback_url: str, error: str, checked_at: datetime) -> str:
+        """An ensure that reached no project: the projects of the previous check in error (or one
+        row for the mirror), so the dashboard does not show yesterday's state as today's."""
+        from aps_mirror.mirror.hook_states import failed_rows
+
+        previous = reader.read_table(self.s3, self.bucket, self.prefix, HOOKS.name).to_pylist()
+        return self._write_hooks(failed_rows(previous, mirror=mirror, callback_url=callback_url, error=error,
+                                             checked_at=checked_at))
+
+    def _write_hooks(self, rows: list[Row]) -> str:
+        for row in rows:
+            if row["project_id"]:
+                row.update(id_columns(row["hub_id"], row["hub_name"], row["project_id"], row["project_name"]))
+        key = f"{table_prefix(self.prefix, HOOKS.name)}{HOOKS.name}.parquet"
+        self._put(key, parquet.encode(HOOKS, rows))
+        self.write_schema()
         return key
 
     # -- shared ------------------------------------------------------------------------------

@@ -129,6 +129,7 @@ class ProjectHooks:
     deleted: int = 0  # duplicates, and hooks to another callback URL
     unchanged: int = 0
     error: str | None = None
+    hub_id: str = ""  # the catalog's hooks table keys rows by hub and project
 
     @property
     def label(self) -> str:
@@ -282,7 +283,7 @@ def _watched_folders(client: ApsClient, projects: Sequence[ProjectRef], top_fold
     """(project, folder) pairs to watch; a project that cannot be read gets its error."""
     plan = []
     for project in projects:
-        outcome = ProjectHooks(project.hub_name, project.project_name, project.project_id)
+        outcome = ProjectHooks(project.hub_name, project.project_name, project.project_id, hub_id=project.hub_id)
         outcomes.append(outcome)
         try:
             scopes = _scopes(client, project, top_folders, regions.get(project.hub_id))
