@@ -6,7 +6,13 @@ Routes (mounted under /aps-mirror by app.py, same sign-in as the accounts pages)
 - `/dashboard.json`: the same figures as JSON.
 
 Per mirror: its DAG's latest run, the catalog report (catalog/report.py: projects, nights,
-failures, and the latest `aps-mirror verify` with its verified / faults / unverified status).
+failures, and the latest `aps-mirror verify` with its verified / faults / unverified status),
+and its live side: whether its live DAG is deployed and unpaused, and per project the last
+accepted webhook event (live_state.py, from the metadata database), the hook state the mirror
+DAG's `ensure_webhooks` task recorded in the catalog's `hooks` table (Autodesk is never asked
+on a page view), and whether the latest successful sync came from a live run or the nightly
+one, with the age of each (the catalog's `projects` columns, and the live runs the next
+publish has not folded yet: the database's).
 
 Where the mirrors are: the environment variable `APS_MIRROR_DASHBOARD_MIRRORS` on the API
 server, e.g. `s3://my-bucket/autodesk?aws_conn_id=aws_mirror&dag_id=acme_docs` (several
@@ -20,11 +26,14 @@ kept for CACHE_SECONDS so reloading the page does not read S3 again.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -32,6 +41,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from aps_mirror.airflow_provider.ui.connection_health import ConnectionHealth, connection_health
+from aps_mirror.airflow_provider.ui.live_state import OFF, MirrorLive, bare_project_id, live_states
 from aps_mirror.airflow_provider.ui.mirror_access import (
     NO_DAG_READ,
     NO_MIRROR_VISIBLE,
@@ -49,6 +59,9 @@ STALE_AFTER_HOURS = 36  # a nightly mirror older than a night and a half is late
 NIGHTS_SHOWN = 30
 
 router = APIRouter()
+log = logging.getLogger(__name__)
+
+HOOK_FIELDS = ("state", "found", "changes", "hooks", "folders", "error", "checked_at")
 
 
 @dataclass
@@ -57,6 +70,60 @@ class MirrorStatus:
     report: CatalogReport | None = None
     error: str | None = None  # why the catalog could not be read
     latest_run: dict[str, Any] | None = None  # its DAG's newest run: id, state, dates
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # the catalog's `hooks` rows (ISO times)
+    # Project id without "b." -> {"live": ISO, "nightly": ISO}: the catalog's last successes of each kind.
+    successes: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    live: MirrorLive | None = None  # from the metadata database, per page view
+    now: datetime | None = None  # when the page was made: ages count from then
+
+    @property
+    def shows_live(self) -> bool:
+        """Whether the page has anything live to say about this mirror."""
+        return bool((self.live and self.live.status != OFF) or self.hooks
+                    or any(s.get("live") for s in self.successes.values()))
+
+    def project_live(self, project_id: str, last_success_at: str | None = None) -> dict[str, Any]:
+        """A project's live side: freshness (which kind of run synced it last, the age of
+        each), its hook state as last checked, its last accepted event."""
+        key = bare_project_id(project_id)
+        known = self.successes.get(key, {})
+        events = self.live.projects.get(key) if self.live else None
+        live_at = _latest(known.get("live"), events.live_synced_at if events else None)
+        nightly_at = known.get("nightly")
+        if not known.get("live") and not nightly_at:  # a snapshot from before the split: one kind known
+            nightly_at = last_success_at
+        via = ("live" if live_at and (not nightly_at or _parse(live_at) > _parse(nightly_at))
+               else "nightly" if nightly_at else "never")
+        hook = self._hooks_by_project.get(key)
+        return {
+            "freshness": {"via": via, "live_success_at": live_at, "live_age_hours": self.age_hours(live_at),
+                          "nightly_success_at": nightly_at, "nightly_age_hours": self.age_hours(nightly_at)},
+            "hook": {k: hook.get(k) for k in HOOK_FIELDS} if hook else None,
+            "last_event": ({"at": events.last_event_at, "event": events.last_event, "events": events.events,
+                            "age_hours": self.age_hours(events.last_event_at)} if events else None),
+        }
+
+    @cached_property
+    def _hooks_by_project(self) -> dict[str, dict[str, Any]]:
+        return {bare_project_id(h["project_id"]): h for h in self.hooks if h.get("project_id")}
+
+    def hooks_summary(self) -> dict[str, Any] | None:
+        """The latest hook check: when, by which mirror, to which URL, projects per state, and
+        the mirror-wide error of a check that reached no project."""
+        if not self.hooks:
+            return None
+        checked = [h["checked_at"] for h in self.hooks if h.get("checked_at")]
+        wide = next((h for h in self.hooks if not h.get("project_id")), None)
+        return {"checked_at": max(checked) if checked else None, "age_hours": self.age_hours(max(checked, default=None)),
+                "mirror": self.hooks[0].get("mirror"), "callback_url": self.hooks[0].get("callback_url"),
+                "states": dict(Counter(h["state"] for h in self.hooks if h.get("project_id"))),
+                "error": plain_reason(wide["error"]) if wide else None}
+
+    def age_hours(self, iso: str | None) -> float | None:
+        """Hours from `iso` to the page's time (None when either is unknown)."""
+        if not iso or self.now is None:
+            return None
+        return round(max(0.0, (self.now - _parse(iso)).total_seconds() / 3600), 3)
 
     def to_dict(self) -> dict[str, Any]:
         report = self.report.to_dict() if self.report else None
@@ -67,10 +134,24 @@ class MirrorStatus:
                                            self.location.dag_id)
             for project in report.get("projects", []):
                 project["last_error"] = plain_reason(project.get("last_error"))
+                project.update(self.project_live(project["project_id"], project.get("last_success_at")))
+                if project["hook"]:
+                    project["hook"]["error"] = plain_reason(project["hook"]["error"])
             if report.get("verification"):
                 verification = report["verification"]
                 verification["errors"] = [plain_reason(e) for e in verification.get("errors", [])]
-        return {**self.location.to_dict(), "latest_run": self.latest_run, "report": report, "error": self.error}
+        return {**self.location.to_dict(), "latest_run": self.latest_run, "report": report, "error": self.error,
+                "live": self.live.to_dict() if self.live else None, "hooks": self.hooks_summary()}
+
+
+def _parse(iso: str) -> datetime:
+    moment = datetime.fromisoformat(iso)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _latest(*moments: str | None) -> str | None:
+    known = [m for m in moments if m]
+    return max(known, key=_parse) if known else None
 
 
 @dataclass
@@ -122,12 +203,25 @@ def collect_dashboard(user: Any) -> Dashboard:
         raise HTTPException(403, NO_MIRROR_VISIBLE)
     if not found and not may_read_some_dag(user):
         raise HTTPException(403, NO_DAG_READ)
-    runs = latest_dag_runs({loc.dag_id for loc in locations if loc.dag_id})
-    mirrors = [replace(read_mirror(loc), latest_run=runs.get(loc.dag_id or "")) for loc in locations]
+    now = datetime.now(timezone.utc)
+    dag_ids = {loc.dag_id for loc in locations if loc.dag_id}
+    runs = latest_dag_runs(dag_ids)
+    lives = _live_states(dag_ids, now)
+    mirrors = [replace(read_mirror(loc), latest_run=runs.get(loc.dag_id or ""), live=lives.get(loc.dag_id or ""),
+                       now=now) for loc in locations]
     # Connection ids and who consented are connection data: Airflow's own rule decides.
     connections = [c for c in connection_health() if allowed(user, "GET", c.conn_id)]
-    return Dashboard(generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return Dashboard(generated_at=now.isoformat(timespec="seconds"),
                      mirrors=mirrors, connections=connections, problem=problem)
+
+
+def _live_states(dag_ids: set[str], now: datetime) -> dict[str, MirrorLive]:
+    """The mirrors' live side; none when the database cannot say (the rest of the page stands)."""
+    try:
+        return live_states(sorted(dag_ids), now)
+    except Exception:  # noqa: BLE001 - the catalog's figures are still worth showing
+        log.exception("could not read the live mirrors' events from the metadata database")
+        return {}
 
 
 _cache: dict[tuple[str, str, str], tuple[float, MirrorStatus]] = {}
@@ -140,7 +234,7 @@ def read_mirror(location: MirrorLocation) -> MirrorStatus:
     with _cache_lock:
         cached = _cache.get(key)
     if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
-        return MirrorStatus(location, cached[1].report, cached[1].error)  # this request's location
+        return replace(cached[1], location=location)  # this request's location
     status = MirrorStatus(location)
     try:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -150,6 +244,7 @@ def read_mirror(location: MirrorLocation) -> MirrorStatus:
         s3 = S3Hook(aws_conn_id=location.aws_conn_id).get_conn()
         status.report = build_report(s3, location.bucket, location.prefix, stale_after_hours=STALE_AFTER_HOURS,
                                      days=NIGHTS_SHOWN, aws_conn_id=location.aws_conn_id)
+        status.hooks, status.successes = read_live_tables(s3, location.bucket, location.prefix)
     except Exception as exc:  # noqa: BLE001 - shown on the page: one bad mirror must not hide others
         status.error = (f"Could not read the catalog of {location.uri} with the connection "
                         f"{location.aws_conn_id!r}: {type(exc).__name__}: {plain_reason(str(exc))}")
@@ -159,6 +254,25 @@ def read_mirror(location: MirrorLocation) -> MirrorStatus:
     with _cache_lock:
         _cache[key] = (time.monotonic(), status)
     return status
+
+
+def read_live_tables(s3: Any, bucket: str, prefix: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, str | None]]]:
+    """The catalog's `hooks` rows and each project's last live and nightly successes (two small
+    objects: `hooks/hooks.parquet`, `projects/projects.parquet`)."""
+    from aps_mirror.catalog import reader
+
+    hooks = [{k: _exact(v) if isinstance(v, datetime) else v for k, v in row.items()}
+             for row in reader.read_table(s3, bucket, prefix, "hooks").to_pylist()]
+    successes = {bare_project_id(row["project_id"]): {"live": _exact(row["last_live_success_at"]),
+                                                      "nightly": _exact(row["last_nightly_success_at"])}
+                 for row in reader.read_table(s3, bucket, prefix, "projects").to_pylist()}
+    return hooks, successes
+
+
+def _exact(value: datetime | None) -> str | None:
+    """To the microsecond, as the catalog and the database keep it: a live sync a second after
+    the nightly one is still the later."""
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds") if value else None
 
 
 def _connection_defined(conn_id: str) -> bool:

@@ -21,6 +21,7 @@ from aps_mirror.airflow_provider.ui.dashboard import (
     advice,
     plain_reason,
 )
+from aps_mirror.airflow_provider.ui.live_state import LIVE, OFF, PAUSED
 from aps_mirror.airflow_provider.ui.mirror_locations import MIRRORS_ENV
 from aps_mirror.catalog.report import project_verification, verification_scope
 from aps_mirror.mirror.progress import human_bytes
@@ -35,6 +36,10 @@ STATUS_LABEL = {"ok": "ok", "stale": "stale", "failing": "failing", "never": "ne
 CATEGORY_LABEL = {"missing": "missing", "corrupt": "corrupt", "orphans": "orphans", "outdated": "outdated",
                   "not_mirrored": "not mirrored", "stale_uploads": "stale uploads",
                   "unchecked": "could not be checked"}
+LIVE_BADGE = {LIVE: "live", PAUSED: "warn", OFF: "never"}
+HOOK_BADGE = {"active": "ok", "error": "alert", "missing": "warn"}  # what ensure left
+FOUND_WORDS = {"inactive": "found inactive (deactivated by Autodesk)", "expired": "found expired",
+               "partial": "found incomplete", "missing": "found missing"}
 CHANGE_SERIES = (("copied", "copied", "#0072B2"), ("new_versions", "new versions", "#56B4E9"),
                  ("renamed", "renamed", "#009E73"), ("moved", "moved", "#E69F00"),
                  ("deleted", "deleted", "#CC79A7"), ("failed", "failed", "#D55E00"))
@@ -86,6 +91,8 @@ svg .total{font-size:9px;text-anchor:middle;fill:#1f2328}
 details summary{cursor:pointer;color:var(--muted);font-size:12px;margin-top:4px}
 table.figures td,table.figures th{padding:2px 6px;font-size:12px}
 .failures td.reason{width:40%;word-break:break-word}
+.badge.live{background:#0969da}.badge.nightly{background:var(--muted)}
+td.fresh,td.hook{white-space:nowrap}td.hook small,td.fresh small{display:block}
 """
 
 
@@ -148,16 +155,19 @@ def _mirrors_overview(mirrors: list[MirrorStatus]) -> str:
         failing = (f"{totals.get('failing_projects', 0):,}" if mirror.report
                    else "<span class='badge failing'>catalog unreadable</span>")
         verification = _verification_badge(mirror.report.verification) if mirror.report else "–"
+        live = mirror.live.status if mirror.live else OFF
         rows.append(f"<tr class='mirror-row' data-uri='{esc(mirror.location.uri)}' "
                     f"data-dag-id='{esc(mirror.location.dag_id or '')}'>"
                     f"<td><a href='#mirror-{index}'>{esc(mirror.location.uri)}</a></td>"
                     f"<td><code>{esc(mirror.location.dag_id or '–')}</code></td><td class='when'>{state}</td>"
                     f"<td class='num'>{totals.get('files', 0):,}</td>"
                     f"<td class='num'>{esc(human_bytes(totals.get('bytes', 0)))}</td>"
-                    f"<td class='num'>{failing}</td><td class='verification-status'>{verification}</td></tr>")
+                    f"<td class='num'>{failing}</td><td class='verification-status'>{verification}</td>"
+                    f"<td class='live-status' data-live='{esc(live)}'><span class='badge {LIVE_BADGE[live]}'>"
+                    f"{esc(live)}</span></td></tr>")
     return ("<h2>Mirrors</h2><table id='mirrors'><tr><th>Mirror</th><th>DAG</th><th>Last run</th>"
             "<th class='num'>Files</th><th class='num'>Size</th><th class='num'>Failing projects</th>"
-            "<th>Verification</th></tr>"
+            "<th>Verification</th><th title='Autodesk webhooks sync changes within a minute'>Live</th></tr>"
             f"{''.join(rows)}</table>")
 
 
@@ -168,7 +178,7 @@ def _mirror_section(mirror: MirrorStatus, index: int) -> str:
     head = (f"<section class='mirror' id='mirror-{index}' data-uri='{esc(loc.uri)}' "
             f"data-dag-id='{esc(loc.dag_id or '')}'><h2>{esc(loc.uri)} <small>{where}; "
             f"read with the connection <code>{esc(loc.aws_conn_id)}</code></small></h2>"
-            f"<p class='meta'>{_run_badge(mirror.latest_run, loc.dag_id)}</p>")
+            f"<p class='meta'>{_run_badge(mirror.latest_run, loc.dag_id)}</p>{_live_line(mirror)}")
     if mirror.error or mirror.report is None:
         return (f"{head}<p class='notice alert mirror-error'>{esc(mirror.error)}<br>Check that the "
                 f"<code>{esc(loc.aws_conn_id)}</code> connection exists and can read the bucket, and that "
@@ -176,8 +186,51 @@ def _mirror_section(mirror: MirrorStatus, index: int) -> str:
     report = mirror.report
     key = f"mirror-{index}"  # element ids stay unique however many mirrors the page shows
     return "".join([head, _totals(report, key), _verification(report.verification, key),
-                    _projects_table(report.projects, key), _charts(report, key),
+                    _projects_table(report.projects, key, mirror), _charts(report, key),
                     _failures(report, loc.dag_id, key), "</section>"])
+
+
+def _live_line(mirror: MirrorStatus) -> str:
+    """Is the mirror live (its live DAG deployed and unpaused), its events, its latest hook check."""
+    live, dag_id = mirror.live, mirror.location.dag_id
+    if live is None or not dag_id:
+        return ""
+    status = live.status
+    if status == OFF and not mirror.shows_live:
+        return (f"<p class='meta live muted' data-live='{OFF}'>Nightly only: no live DAG is deployed for this "
+                f"mirror (<code>build_live_dag({esc(repr(dag_id))}, ...)</code> and the mirror DAG's "
+                "<code>webhook_callback_url</code> make it live).</p>")
+    dags = ", ".join(_dag_link(d["dag_id"]) for d in live.dags if not d["stale"]) or esc(live.asset)
+    words = {LIVE: f"Autodesk's change events are synced by {dags}",
+             PAUSED: f"{dags} is paused: deliveries are recorded but nothing syncs them until it is unpaused",
+             OFF: f"no live DAG is deployed (scheduled on <code>{esc(live.asset)}</code>): deliveries get 503 "
+                  "and Autodesk retries them for 48 hours"}[status]
+    events = [e for e in live.projects.values() if e.last_event_at]
+    latest = max((e.last_event_at for e in events), default=None)
+    count = sum(e.events for e in events)
+    seen = (f"; {count:,} event{'s' if count != 1 else ''} in {live.window_days} days, the last "
+            f"<span title='{esc(latest)}'>{esc(_ago(mirror.age_hours(latest)))}</span>" if latest
+            else f"; no event in {live.window_days} days")
+    return (f"<p class='meta live' data-live='{esc(status)}'>Live: <span class='badge {LIVE_BADGE[status]}'>"
+            f"{esc(status)}</span> {words}{seen}.{_hooks_words(mirror)}</p>")
+
+
+def _hooks_words(mirror: MirrorStatus) -> str:
+    summary = mirror.hooks_summary()
+    if summary is None:
+        return (" No webhook check recorded yet (the mirror DAG's <code>ensure_webhooks</code> task records "
+                "one each run).")
+    states = ", ".join(f"{n} {esc(state)}" for state, n in sorted(summary["states"].items()))
+    checked = (f"<span class='hooks-checked' title='{esc(summary['checked_at'])}'>"
+               f"{esc(_ago(summary['age_hours']))}</span>")
+    text = f" Webhooks: {states or 'no project'}, checked {checked}"
+    if summary["error"]:
+        text += f" <span class='badge alert'>error</span> <span class='hooks-error'>{esc(summary['error'])}</span>"
+    return text + "."
+
+
+def _dag_link(dag_id: str) -> str:
+    return f"<a target='_top' class='dag-id' href='../dags/{esc(quote(dag_id, safe=''))}'>{esc(dag_id)}</a>"
 
 
 def _totals(report: CatalogReport, key: str) -> str:
@@ -237,12 +290,14 @@ def code_spans(text: str | None) -> str:
     return "".join(f"<code>{part}</code>" if n % 2 else part for n, part in enumerate(parts))
 
 
-def _projects_table(projects: list[ProjectStatus], key: str) -> str:
+def _projects_table(projects: list[ProjectStatus], key: str, mirror: MirrorStatus | None = None) -> str:
     ordered = sorted(projects, key=lambda p: (STATUS_ORDER.get(p.status, 9), p.hub_name, p.project_name))
+    live = mirror is not None and mirror.shows_live
     rows = "".join(
         f"<tr class='project' data-project-id='{esc(p.project_id)}' data-status='{esc(p.status)}' "
         f"data-verify-faults='{esc(_faults_attr(p.verify_faults))}' "
-        f"data-files='{p.files}' data-bytes='{p.bytes}' data-unavailable='{p.unavailable}'>"
+        f"data-files='{p.files}' data-bytes='{p.bytes}' data-unavailable='{p.unavailable}'"
+        f"{_live_attrs(mirror, p) if live else ''}>"
         f"<td>{esc(p.hub_name)}</td><td>{esc(p.project_name)}</td>"
         f"<td><span class='badge {esc(p.status)}'>{esc(STATUS_LABEL.get(p.status, p.status))}</span></td>"
         f"<td class='when' title='{esc(p.last_success_at)}'>{esc(_when(p.last_success_at) or 'never')}</td>"
@@ -252,15 +307,55 @@ def _projects_table(projects: list[ProjectStatus], key: str) -> str:
         f"<td class='num'>{p.unavailable:,}</td>"
         f"<td class='verify{' fault' if p.verify_faults else ''}'>"
         f"{esc(project_verification(p.verify_faults))}</td>"
+        f"{_live_cells(mirror, p) if live else ''}"
         f"<td class='error' title='{esc(plain_reason(p.last_error))}'>{esc(plain_reason(p.last_error))}</td></tr>"
         for p in ordered)
+    live_heads = ("<th title='the kind of run that synced the project last: live (Autodesk&#39;s events) or "
+                  "nightly; the age of each'>Synced by</th>"
+                  "<th title='its webhooks as the latest check left them; its last accepted event'>Webhooks</th>"
+                  if live else "")
+    columns = 12 if live else 10
     return (f"<h3>Projects</h3><table class='projects' id='{key}-projects'><tr><th>Hub</th><th>Project</th>"
             "<th>Status</th>"
             "<th>Last successful sync</th><th class='num'>Age</th><th class='num'>Files</th>"
             "<th class='num'>Size</th><th class='num'>Not downloadable</th>"
             "<th title='the faults the latest verification found in the project'>Verified</th>"
-            "<th>Last error</th></tr>"
-            f"{rows or '<tr><td colspan=10>No project in the catalog yet.</td></tr>'}</table>")
+            f"{live_heads}<th>Last error</th></tr>"
+            f"{rows or f'<tr><td colspan={columns}>No project in the catalog yet.</td></tr>'}</table>")
+
+
+def _live_attrs(mirror: MirrorStatus, p: ProjectStatus) -> str:
+    facts = mirror.project_live(p.project_id, p.last_success_at)
+    hook, event = facts["hook"] or {}, facts["last_event"] or {}
+    return (f" data-freshness='{esc(facts['freshness']['via'])}' data-hook-state='{esc(hook.get('state') or '')}'"
+            f" data-last-event='{esc(event.get('event') or '')}'")
+
+
+def _live_cells(mirror: MirrorStatus, p: ProjectStatus) -> str:
+    """Synced by: live or nightly, and the age of each; Webhooks: the hook state and the last event."""
+    facts = mirror.project_live(p.project_id, p.last_success_at)
+    fresh = facts["freshness"]
+    via = fresh["via"]
+    ages = " · ".join(f"{kind} {esc(_ago(fresh[f'{kind}_age_hours']))}" for kind in ("live", "nightly")
+                      if fresh[f"{kind}_success_at"])
+    synced = (f"<td class='fresh' title='live: {esc(fresh['live_success_at'] or 'never')}; nightly: "
+              f"{esc(fresh['nightly_success_at'] or 'never')}'>"
+              + (f"<span class='badge {esc(via)}'>{esc(via)}</span><small>{ages}</small>" if via != "never" else "–")
+              + "</td>")
+    hook, event = facts["hook"], facts["last_event"]
+    if hook:
+        found = FOUND_WORDS.get(hook.get("found") or "")
+        detail = "; ".join(x for x in (plain_reason(hook.get("error")), found and f"{found}: {hook.get('changes')}",
+                                       f"checked {_when(hook.get('checked_at'))}") if x)
+        state = (f"<span class='badge {HOOK_BADGE.get(hook['state'], 'warn')}' title='{esc(detail)}'>"
+                 f"{esc(hook['state'])}</span>" + (" <small class='found'>was " + esc(hook["found"]) + "</small>"
+                                                  if found else ""))
+    else:
+        state = "<span class='muted' title='no webhook check recorded for this project'>–</span>"
+    last = (f"<small class='last-event' title='{esc(event['at'])}; {event['events']:,} in the window'>"
+            f"{esc(event['event'] or 'event')} {esc(_ago(event['age_hours']))}</small>" if event
+            else "<small class='last-event muted'>no event</small>")
+    return f"{synced}<td class='hook'>{state}{last}</td>"
 
 
 def _faults_attr(faults: dict[str, int] | None) -> str:
@@ -344,6 +439,15 @@ def _when(iso: str | None) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _ago(hours: float | None) -> str:
+    """'4 min ago', '3 h ago', '2.5 d ago': live ages are minutes."""
+    if hours is None:
+        return "–"
+    if hours < 1:
+        return f"{max(hours * 60, 0):.0f} min ago"
+    return f"{_age(hours)} ago"
 
 
 def _age(hours: float | None) -> str:
