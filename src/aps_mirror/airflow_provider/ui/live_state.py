@@ -100,16 +100,18 @@ def _projects(session: Any, asset_id: int, consumers: list[str], since: datetime
     from airflow.models.dagrun import DagRun
     from airflow.utils.state import DagRunState
 
-    project = AssetEvent.extra["project_id"].as_string()
+    # The project is named once, in a subquery, and grouped by as a column: a JSON expression
+    # repeated in GROUP BY is not "the same" to PostgreSQL when its key is a bound parameter.
+    tagged = (select(AssetEvent.id.label("event_id"), AssetEvent.extra["project_id"].as_string().label("project_id"))
+              .where(AssetEvent.asset_id == asset_id, AssetEvent.timestamp >= since).subquery())
     synced = case((and_(DagRun.state == DagRunState.SUCCESS, DagRun.dag_id.in_(consumers or [""])),
                    DagRun.end_date))
-    grouped = (select(project.label("project_id"), func.max(AssetEvent.id).label("last_id"),
-                      func.count(distinct(AssetEvent.id)).label("events"), func.max(synced).label("synced"))
-               .select_from(AssetEvent)
-               .outerjoin(consumed, consumed.c.event_id == AssetEvent.id)
+    grouped = (select(tagged.c.project_id, func.max(tagged.c.event_id).label("last_id"),
+                      func.count(distinct(tagged.c.event_id)).label("events"), func.max(synced).label("synced"))
+               .select_from(tagged)
+               .outerjoin(consumed, consumed.c.event_id == tagged.c.event_id)
                .outerjoin(DagRun, DagRun.id == consumed.c.dag_run_id)
-               .where(AssetEvent.asset_id == asset_id, AssetEvent.timestamp >= since)
-               .group_by(project).limit(MAX_PROJECTS).subquery())
+               .group_by(tagged.c.project_id).limit(MAX_PROJECTS).subquery())
     rows = session.execute(select(grouped.c.project_id, grouped.c.events, grouped.c.synced, AssetEvent.timestamp,
                                   AssetEvent.extra)
                            .join(AssetEvent, AssetEvent.id == grouped.c.last_id)).all()
