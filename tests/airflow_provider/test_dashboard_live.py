@@ -281,8 +281,12 @@ def test_no_secret_in_the_hooks_table(live: LiveMirror):
 def test_the_mirror_is_live_once_its_live_dag_is_unpaused(live: LiveMirror):
     assert live.paused.live.status == "paused" and live.paused.live.projects == {}
     data = live.status.to_dict()
+    events = data["live"].pop("projects")
     assert data["live"] == {"status": "live", "asset": f"{live.mirror}_live", "declared": True, "window_days": 30,
                             "dags": [{"dag_id": f"{live.mirror}_live", "paused": False, "stale": False}]}
+    [(project, riverside)] = events.items()  # every project named by an event, in the catalog or not
+    assert project == live.ids[RIVERSIDE].removeprefix("b.") and riverside["last_event"] == "dm.version.added"
+    assert riverside["live_synced_at"] == live.live_run_end.isoformat(timespec="microseconds")
     assert data["hooks"]["states"] == {"active": 2, "error": 1} and data["hooks"]["mirror"] == live.mirror
     assert data["hooks"]["error"] is None and data["hooks"]["callback_url"].endswith("/aps-mirror/webhooks/dm")
 

@@ -13,7 +13,7 @@ by project in the database and bounded by the window, however many events there 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
@@ -50,8 +50,9 @@ class MirrorLive:
         return LIVE if any(not d["paused"] for d in deployed) else PAUSED
 
     def to_dict(self) -> dict[str, Any]:
+        """With every project the events name, in the catalog or not (yet)."""
         return {"status": self.status, "asset": self.asset, "declared": self.declared, "dags": self.dags,
-                "window_days": self.window_days}
+                "window_days": self.window_days, "projects": {k: asdict(v) for k, v in sorted(self.projects.items())}}
 
 
 def bare_project_id(project_id: str | None) -> str:
