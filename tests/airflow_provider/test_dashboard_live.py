@@ -36,7 +36,8 @@ from aps_mirror.errors import ConfigError
 from aps_mirror.mirror.webhooks import HookSelection, selected_projects
 from aps_mirror.simulator import Simulator, SimulatorServer
 from tests.conftest import FAST_RETRY, connection_for
-from tests.mirror.test_webhooks import HOOK_SCOPES, add_connection, ensure, remove_connection
+from tests.mirror.test_webhooks import (HOOK_SCOPES, add_connection, callback, client, conn_id,  # noqa: F401
+                                        ensure, receiver, remove_connection, root_folders)
 
 PREFIX = "autodesk"
 DRONE, RIVERSIDE, HARBOR = "Drone Gimbal", "Riverside Tower", "Harbor Bridge Retrofit"
@@ -275,6 +276,26 @@ def test_a_check_that_cannot_start_marks_every_project_in_error(live: LiveMirror
 def test_no_secret_in_the_hooks_table(live: LiveMirror):
     body = live.s3.get_object(Bucket=live.bucket, Key=f"{table_prefix(PREFIX, 'hooks')}hooks.parquet")["Body"].read()
     assert live.secret and live.secret.encode() not in body
+
+
+def test_what_a_check_found_is_what_webhooks_list_says_before_it(simulator, client, conn_id, callback):
+    """The found states, against the listing's own words: one hook deleted, one deactivated, one set intact."""
+    from aps_mirror.mirror.hook_states import hook_rows, shown_url
+    from aps_mirror.mirror.webhooks import list_hooks
+
+    ensure(client, conn_id, callback)
+    api, roots = ApsWebhooks(client), root_folders(client)
+    api.delete_hook(next(h for h in api.hooks() if h.folder == roots[HARBOR] and h.event == "dm.version.deleted"))
+    api.update_hook(next(h for h in api.hooks() if h.folder == roots[RIVERSIDE]), {"status": "inactive"})
+    projects = selected_projects(client, HookSelection())
+    listed = {p.project_name: p.state for p in list_hooks(client, projects, mirror="aps_mirror_live_test").projects}
+    assert listed == {DRONE: "active", HARBOR: "partial", RIVERSIDE: "inactive"}
+    rows = hook_rows(ensure(client, conn_id, callback, projects=projects), datetime.now(timezone.utc))
+    assert {r["project_name"]: r["found"] for r in rows} == listed
+    assert {r["project_name"]: r["changes"] for r in rows} == {DRONE: None, HARBOR: "1 hook created",
+                                                             RIVERSIDE: "1 reactivated"}
+    assert shown_url("https://ops:pw@airflow.example.com/aps-mirror/webhooks/dm") == \
+        "https://airflow.example.com/aps-mirror/webhooks/dm"  # a password in the URL stays out of the catalog
 
 
 # -- live or not, the last event, freshness: dashboard.json --------------------------------------

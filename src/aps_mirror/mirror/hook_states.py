@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aps_mirror.mirror.webhooks import EnsureReport, ProjectHooks
 
@@ -37,18 +38,25 @@ def project_state(outcome: ProjectHooks) -> tuple[str, str | None]:
 
 
 def changes(outcome: ProjectHooks) -> str | None:
-    """What ensure changed, e.g. "1 new hook set, 2 reactivated"; None when nothing."""
-    parts = [f"{n} {what}" for n, what in ((outcome.sets_created, "new hook sets" if outcome.sets_created > 1
-                                            else "new hook set"),
-                                           (outcome.created, "hooks created"), (outcome.reactivated, "reactivated"),
-                                           (outcome.updated, "updated"), (outcome.recreated, "recreated"),
-                                           (outcome.deleted, "deleted")) if n]
+    """What ensure changed, e.g. "1 new hook set, 20 hooks created"; None when nothing."""
+    parts = [f"{n} {one if n == 1 else many}" for n, one, many in (
+        (outcome.sets_created, "new hook set", "new hook sets"), (outcome.created, "hook created", "hooks created"),
+        (outcome.reactivated, "reactivated", "reactivated"), (outcome.updated, "updated", "updated"),
+        (outcome.recreated, "recreated", "recreated"), (outcome.deleted, "deleted", "deleted")) if n]
     return ", ".join(parts) or None
 
 
 def standing_hooks(outcome: ProjectHooks) -> int:
     """Hooks of the project once ensure is done: one per event and watched folder."""
     return outcome.unchanged + outcome.updated + outcome.reactivated + outcome.created + outcome.recreated
+
+
+def shown_url(url: str) -> str:
+    """The callback URL without any user:password@ it may carry (the catalog is widely read)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def hook_rows(report: EnsureReport, checked_at: datetime) -> list[dict[str, Any]]:
@@ -59,7 +67,7 @@ def hook_rows(report: EnsureReport, checked_at: datetime) -> list[dict[str, Any]
         state, found = project_state(outcome)
         rows.append({"hub_id": outcome.hub_id, "hub_name": outcome.hub_name, "project_id": outcome.project_id,
                      "project_name": outcome.project_name, "mirror": report.mirror,
-                     "callback_url": report.callback_url, "state": state, "found": found,
+                     "callback_url": shown_url(report.callback_url), "state": state, "found": found,
                      "hooks": None if outcome.error else standing_hooks(outcome),
                      "folders": len(outcome.folders), "changes": changes(outcome), "error": outcome.error,
                      "checked_at": checked_at})
@@ -70,6 +78,7 @@ def failed_rows(previous: list[dict[str, Any]], *, mirror: str, callback_url: st
                 checked_at: datetime) -> list[dict[str, Any]]:
     """When ensure failed as a whole (no project checked): the projects of the previous check,
     each in error with `error`; or, with none, one row for the mirror (project columns null)."""
+    callback_url = shown_url(callback_url)
     rows = [{**row, "mirror": mirror, "callback_url": callback_url, "state": ERROR, "found": None, "hooks": None,
              "changes": None, "error": error, "checked_at": checked_at}
             for row in previous if row.get("project_id")]
