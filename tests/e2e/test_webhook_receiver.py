@@ -81,7 +81,9 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
 
     # One worker starts twice as fast as two, and its thread pool races copies of a delivery just
     # as well: the dedupe lock is the database's, the same across threads, workers and replicas.
-    extra_env = {"AIRFLOW__API__WORKERS": "1", "PYTHONUNBUFFERED": "1"}
+    # The dashboard lists the mirror (its catalog is nowhere: the live side, from the database, still shows).
+    extra_env = {"AIRFLOW__API__WORKERS": "1", "PYTHONUNBUFFERED": "1",
+                 "APS_MIRROR_DASHBOARD_MIRRORS": f"s3://b-1/p?dag_id={MIRROR}", "AWS_EC2_METADATA_DISABLED": "true"}
     with airflow_deployment(home, dags, setup=setup, components=("api-server",), extra_env=extra_env) as dep:
         yield dep
 
@@ -257,6 +259,35 @@ def test_copies_of_one_delivery_sent_at_once_record_one_event(deployment: Deploy
         thread.join()
     assert answers == [200] * 8, "one is recorded, the others are repeats: all answered 2xx"
     assert len(with_id(live_events(deployment, live_asset_id), delivery_id)) == 1
+
+
+def test_the_dashboard_shows_each_projects_last_event_and_whether_the_mirror_is_live(
+        deployment: Deployment, live_asset_id: int) -> None:
+    """The dashboard's grouped query of the live asset's events, on PostgreSQL through the API server."""
+    assert deliver(deployment, delivery_body(event="dm.version.modified", version=12)).status_code == 200
+    recorded = [e for e in live_events(deployment, live_asset_id) if e["extra"].get("project_id") == PROJECT]
+
+    def live_side() -> dict[str, Any]:
+        answer = deployment.api.get(f"{deployment.base}/aps-mirror/dashboard.json", timeout=60)
+        assert answer.status_code == 200, answer.text
+        [mirror] = answer.json()["mirrors"]
+        assert mirror["dag_id"] == MIRROR and mirror["error"], "no catalog here: said, and the rest still shown"
+        return mirror["live"]
+
+    paused = live_side()  # as parsed: paused at creation
+    assert (paused["status"], paused["dags"]) == ("paused", [{"dag_id": f"{MIRROR}_live", "paused": True,
+                                                              "stale": False}])
+    project = paused["projects"][PROJECT]
+    assert (project["last_event"], project["events"]) == ("dm.version.modified", len(recorded))
+    assert datetime.fromisoformat(project["last_event_at"]) == max(datetime.fromisoformat(e["timestamp"])
+                                                                   for e in recorded)
+    assert project["live_synced_at"] is None  # no run of the live DAG yet
+    unpaused = deployment.api.patch(f"{deployment.base}/api/v2/dags/{MIRROR}_live", json={"is_paused": False},
+                                    timeout=10)
+    assert unpaused.ok, unpaused.text
+    assert live_side()["status"] == "live"
+    page = deployment.api.get(f"{deployment.base}/aps-mirror/dashboard", timeout=60).text
+    assert "<p class='meta live' data-live='live'>" in page and f">{MIRROR}_live</a>" in page
 
 
 def test_an_oversized_body_is_refused_unread(deployment: Deployment) -> None:
