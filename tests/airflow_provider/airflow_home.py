@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 _MARK = "_APS_MIRROR_TEST_AIRFLOW_HOME"
@@ -26,6 +28,10 @@ def ensure_airflow_home() -> Path:
     os.environ.update({
         _MARK: str(home),
         "AIRFLOW_HOME": str(home),
+        # One key for this process and every `airflow` it starts: without it, the CLI writes an
+        # airflow.cfg with a key of its own that a process whose configuration loaded earlier
+        # lacks, and encrypted connection extras written by one cannot be read by the other.
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     })
