@@ -183,12 +183,10 @@ def test_a_signed_delivery_is_one_asset_event_and_its_replay_records_nothing(
                      "version_number": 3}
     assert events[-1]["asset_id"] == live_asset_id and events[-1]["source_dag_id"] is None
 
-    # A replay records nothing; it is answered 2xx, since any other answer makes Autodesk retry
-    # and, five events later, deactivate the hook (its own re-sends use the same id).
+    # A replay, word for word or re-signed with another body, gets the refusal and records nothing.
     replayed = deliver(deployment, body, delivery_id=delivery_id)
-    assert replayed.status_code == 200 and replayed.json() == {"detail": "Already accepted."}
-    other_body = deliver(deployment, delivery_body(version=4), delivery_id=delivery_id)  # re-signed, same id
-    assert other_body.status_code == 200 and other_body.json() == {"detail": "Already accepted."}
+    other_body = deliver(deployment, delivery_body(version=4), delivery_id=delivery_id)
+    assert [(r.status_code, r.json()) for r in (replayed, other_body)] == [(401, REFUSED)] * 2
     assert len(live_events(deployment, live_asset_id)) == before + 1
 
 
@@ -257,7 +255,7 @@ def test_copies_of_one_delivery_sent_at_once_record_one_event(deployment: Deploy
         thread.start()
     for thread in threads:
         thread.join()
-    assert answers == [200] * 8, "one is recorded, the others are repeats: all answered 2xx"
+    assert sorted(answers) == [200] + [401] * 7, "one is recorded, the others are replays"
     assert len(with_id(live_events(deployment, live_asset_id), delivery_id)) == 1
 
 
@@ -312,7 +310,7 @@ def test_the_log_says_why_each_delivery_was_refused_and_never_a_secret(deploymen
     accepted, replayed, forged, unknown = (str(uuid.uuid4()) for _ in range(4))
     body = delivery_body()
     assert deliver(deployment, body, delivery_id=accepted).status_code == 200
-    assert deliver(deployment, body, delivery_id=accepted).status_code == 200  # a repeat
+    assert deliver(deployment, body, delivery_id=accepted).status_code == 401  # a replay
     assert deliver(deployment, body, delivery_id=replayed, secret=PREVIOUS).status_code == 401
     assert deliver(deployment, body, delivery_id=forged, secret="guess").status_code == 401
     assert deliver(deployment, delivery_body(mirror="no_such_mirror"), delivery_id=unknown).status_code == 503
@@ -320,7 +318,8 @@ def test_the_log_says_why_each_delivery_was_refused_and_never_a_secret(deploymen
     wait_until(lambda: unknown in log_file.read_text(errors="replace"), 30, "the last refusal in the log")
     text = log_file.read_text(errors="replace")
     for line in (f"Accepted Autodesk delivery {accepted} for mirror {MIRROR}: dm.version.added in project {PROJECT}",
-                 f"Ignored a repeat of Autodesk delivery {accepted} for mirror {MIRROR}: already accepted",
+                 f"Refused an Autodesk delivery '{accepted}': a replay: delivery {accepted} was already "
+                 f"accepted for mirror '{MIRROR}'",
                  f"Refused an Autodesk delivery '{replayed}': signature matches no acceptable secret",
                  f"Refused an Autodesk delivery '{forged}': signature matches no acceptable secret",
                  f"Refused an Autodesk delivery '{unknown}': mirror 'no_such_mirror' has no live asset"):

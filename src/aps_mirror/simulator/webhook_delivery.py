@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
@@ -28,7 +29,9 @@ LOG_SIZE = 10_000
 
 @dataclass(frozen=True)
 class Delivery:
-    """One event for one hook. ``delivery_id`` stays the same for its retries and duplicates."""
+    """One event for one hook. ``delivery_id`` stays the same for its retries; a duplicate is another
+    delivery of the same event, with its own id (GUESS: Autodesk's ids end in a fresh UUID per
+    delivery, and at-least-once repeats of a delivered event are not retries of a failed one)."""
 
     delivery_id: str
     hook_id: str
@@ -44,7 +47,7 @@ class Delivery:
 class Switches:
     """What the deliverer does besides delivering (all off by default)."""
 
-    duplicate: float = 0.0  # chance that an event is sent twice, same delivery id (1: every event)
+    duplicate: float = 0.0  # chance that an event is delivered twice, each with its own id (1: every event)
     reorder_window: int = 0  # hold this many first attempts, then send them shuffled (0 or 1: in order)
     delay: float = 0.0  # seconds before an event's first attempt
     drop: float = 0.0  # chance that an event is never sent
@@ -156,7 +159,8 @@ class Deliverer:
                     continue
                 self._push(delivery, due)
                 if switches.duplicate > 0 and self._rng.random() < switches.duplicate:
-                    self._push(replace(delivery, duplicate=True), due)
+                    copy_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+                    self._push(replace(delivery, delivery_id=copy_id, duplicate=True), due)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="aps-simulator-webhooks", daemon=True)
                 self._worker.start()

@@ -10,10 +10,11 @@ at once.
 
 Every refusal a forger can cause is the same 401 with the same body, whichever check failed
 (unsigned, malformed, forged, unknown connection, no secret); the reason goes to the server's
-log only. A correctly signed delivery whose id was already accepted (a replay, or Autodesk's
-own re-send) records nothing and starts nothing, and gets 200: Autodesk counts any other
-answer as a failed delivery, retries it, and deactivates a hook after five such events, which
-would lose every later event. A correctly signed delivery for a mirror whose live
+log only. A correctly signed delivery whose id was already accepted is a replay: the same 401,
+and nothing recorded or started. Autodesk itself re-sends only a delivery that got no 2xx, and
+an accepted one was answered 200 within milliseconds, so only a lost answer makes Autodesk's own
+re-send meet this 401: the event is already recorded, and the hook's `autoReactivateHook` and
+the nightly `ensure` undo a deactivation. A correctly signed delivery for a mirror whose live
 DAG is not in the database gets 503: Autodesk retries it for 48 hours, so events sent before
 the DAG is parsed are not lost, and a hook whose mirror is gone fails visibly.
 
@@ -67,7 +68,6 @@ class Delivery:
     mirror: str
     conn_id: str
     extra: dict[str, Any]
-    repeated: bool = False  # its id was already accepted: nothing recorded this time
 
 
 @router.post("/webhooks/dm")
@@ -88,10 +88,6 @@ async def receive_dm_event(request: Request) -> Response:
                                 headers={"Retry-After": "600"})
         return JSONResponse({"detail": "Delivery refused."}, 401)
     extra = delivery.extra
-    if delivery.repeated:
-        log.info("Ignored a repeat of Autodesk delivery %s for mirror %s: already accepted, nothing recorded",
-                 extra["delivery_id"], delivery.mirror)
-        return JSONResponse({"detail": "Already accepted."}, 200)
     log.info("Accepted Autodesk delivery %s for mirror %s: %s in project %s", extra["delivery_id"],
              delivery.mirror, extra.get("event"), extra.get("project_id"))
     return JSONResponse({"detail": "Accepted."}, 200)
@@ -111,7 +107,7 @@ def accept(body: bytes, signature: str | None, delivery_id: str | None, now: dat
     try:
         record_delivery(mirror, extra, now)
     except DuplicateDelivery:
-        return Delivery(mirror, conn_id, extra, repeated=True)
+        raise Refused(f"a replay: delivery {delivery_id} was already accepted for mirror {mirror!r}") from None
     except NoLiveAsset:
         raise Refused(f"mirror {mirror!r} has no live asset in the database: is its live DAG deployed "
                       "and parsed?", 503) from None
