@@ -147,6 +147,86 @@ class SsaConnection(ApsConnection):
                    private_key_id=_text(fields, "private_key_id"))
 
 
+VAULT_API_PATH = "/AutodeskDM/Services/api/vault/v2"
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """Autodesk Vault on an `autodesk` connection (extra `vault_url`): where its Data API v2 is,
+    which vaults to mirror, and how to sign in.
+
+    Through Vault Gateway (`https://<id>.vg.autodesk.com`) or on a Vault server, the connection's
+    own APS 3-legged token is the default (the user's Autodesk ID must be mapped to a Vault
+    user); with `vault_user` and `vault_password`, a Vault session token is used instead (a
+    server without Autodesk ID sign-in, or a dedicated Vault account).
+    """
+
+    conn_id: str
+    url: str  # scheme and host (and port): the API path is added by the client
+    vaults: tuple[str, ...] = ()  # names or ids, fnmatch globs, case-insensitive; () = every vault
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def api_base(self) -> str:
+        return self.url + VAULT_API_PATH
+
+    @property
+    def uses_session(self) -> bool:
+        return self.user is not None
+
+    @classmethod
+    def from_fields(cls, fields: ConnectionFields) -> VaultSettings | None:
+        """The connection's Vault settings; None when it has no `vault_url`."""
+        raw = _text(fields, "vault_url")
+        if raw is None:
+            for key in ("vaults", "vault_user", "vault_password"):
+                if fields.extra.get(key) not in (None, "", []):
+                    raise ConfigError(f"Connection {fields.conn_id!r} has extra.{key} but no extra.vault_url: "
+                                      "add the Vault Gateway or server address, e.g. https://12345678.vg.autodesk.com.")
+            return None
+        url = _vault_url(fields.conn_id, raw)
+        user, password = _text(fields, "vault_user"), _text(fields, "vault_password")
+        if (user is None) != (password is None):
+            raise ConfigError(f"Connection {fields.conn_id!r} has extra.{'vault_user' if user else 'vault_password'} "
+                              f"without extra.{'vault_password' if user else 'vault_user'}: give both for a Vault "
+                              "session, or neither to use the connection's Autodesk sign-in.")
+        if user is None and _text(fields, "auth_mode") == AuthMode.CLIENT_CREDENTIALS.value:
+            raise ConfigError(f"Connection {fields.conn_id!r} reaches Vault with a client-credentials token, which "
+                              "Vault refuses (it needs a user): use auth_mode authorization_code, or set "
+                              "extra.vault_user and extra.vault_password.")
+        return cls(conn_id=fields.conn_id, url=url, vaults=_vault_selection(fields.conn_id, fields.extra.get("vaults")),
+                   user=user, password=password)
+
+
+def _vault_url(conn_id: str, raw: str) -> str:
+    """`raw` as scheme://host[:port]; the API path may be given or not."""
+    parts = urlsplit(raw.strip())
+    path = parts.path.rstrip("/")
+    if parts.scheme not in ("http", "https") or not parts.hostname or path not in ("", VAULT_API_PATH) \
+            or parts.query or parts.fragment:
+        raise ConfigError(f"Connection {conn_id!r} has extra.vault_url {raw[:200]!r}, which is not a Vault "
+                          "address: write e.g. https://12345678.vg.autodesk.com (Vault Gateway) or "
+                          "https://vault.example.com (a Vault server).")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _vault_selection(conn_id: str, value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        names = [v.strip() for v in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        names = [v.strip() for v in value]
+    else:
+        names = []
+    if not names or not all(names):
+        raise ConfigError(f"Connection {conn_id!r} has extra.vaults={value!r}; write vault names or ids "
+                          "(globs allowed) as a list, e.g. [\"Engineering\", \"Archive*\"], or leave it out "
+                          "for every vault.")
+    return tuple(names)
+
+
 @dataclass(frozen=True)
 class S3Settings:
     """Where the mirror writes: an `aws` connection reduced to what boto3 needs."""
