@@ -27,7 +27,7 @@ import requests
 from aps_mirror.mirror.config import MirrorConfig
 from aps_mirror.s3_client import pool_size
 
-from tests.mirror.test_s3_permissions import _create_user, _free_port, _wait_until_up
+from tests.iam_moto import create_user, iam_moto_server
 from tests.mirror.test_selection import selected_by_default
 
 REGION = "us-east-1"
@@ -62,33 +62,19 @@ class IamS3:
 
 @pytest.fixture(scope="module")
 def iam_s3() -> Iterator[IamS3]:
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_until_up(endpoint, process)
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
-                           aws_access_key_id="setup", aws_secret_access_key="setup")
-        keys = {"assumer": _create_user(iam, "assumer", [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                          "Resource": "*"}]),
-                "writer": _create_user(iam, "writer", WRITE_S3)}
+    def setup(_endpoint: str, iam: Any) -> tuple[dict[str, tuple[str, str]], str]:
+        keys = {"assumer": create_user(iam, "assumer", [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Resource": "*"}]),
+                "writer": create_user(iam, "writer", WRITE_S3)}
         trust = {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
         role_arn = iam.create_role(RoleName="mirror-writer", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
         iam.put_role_policy(RoleName="mirror-writer", PolicyName="s3", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": WRITE_S3}))
-        # From here on every request must be signed by one of these users (or the role) and be allowed.
-        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+        return keys, role_arn
+
+    with iam_moto_server(setup) as (endpoint, (keys, role_arn)):
         yield IamS3(endpoint, keys, role_arn)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import boto3
 import pytest
-import requests
 
 from aps_mirror.catalog import reader as catalog_reader
 from aps_mirror.catalog.writer import CatalogWriter
@@ -30,8 +24,8 @@ from aps_mirror.mirror.manifest import Manifest, ManifestStore
 from aps_mirror.mirror.plan import DeletePolicy
 
 from tests.cli.test_cli import cli
+from tests.iam_moto import REGION, create_user, iam_moto_server
 
-REGION = "us-east-1"
 PREFIX = "mirror"
 ALL_TOP_FOLDERS = ("*",)
 # moto checks its own action "s3:HeadBucket" where AWS checks s3:ListBucket; the rest is
@@ -79,55 +73,19 @@ class GuardedS3:
                            "extra": {"endpoint_url": self.endpoint, "region_name": REGION}})
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
-def _wait_until_up(endpoint: str, process: subprocess.Popen, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto's server exited with code {process.returncode}")
-        try:
-            requests.get(f"{endpoint}/moto-api/", timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto's server did not answer at {endpoint} within {seconds:.0f} s")
 
 
-def _create_user(iam: Any, name: str, statements: list[dict[str, Any]]) -> tuple[str, str]:
-    iam.create_user(UserName=name)
-    iam.put_user_policy(UserName=name, PolicyName=f"{name}-s3", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": statements}))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return key["AccessKeyId"], key["SecretAccessKey"]
 
 
 @pytest.fixture(scope="module")
 def guarded_s3() -> Iterator[GuardedS3]:
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_until_up(endpoint, process)
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
-                           aws_access_key_id="setup", aws_secret_access_key="setup")
-        keys = {user: _create_user(iam, user, statements) for user, statements in POLICIES.items()}
-        # From here on every request must be signed by one of these users and be allowed.
-        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+    def setup(_endpoint: str, iam: Any) -> dict[str, tuple[str, str]]:
+        return {user: create_user(iam, user, statements) for user, statements in POLICIES.items()}
+
+    with iam_moto_server(setup) as (endpoint, keys):
         yield GuardedS3(endpoint, keys)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -1,0 +1,72 @@
+"""moto's server with IAM enforced: S3 requests must be signed by a user (or role) it knows and
+be allowed by that user's policy, as on AWS. Shared by the permission and credential tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import boto3
+import requests
+
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(endpoint: str, process: subprocess.Popen, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto's server exited with code {process.returncode}")
+        try:
+            requests.get(f"{endpoint}/moto-api/", timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"moto's server did not answer at {endpoint} within {seconds:.0f} s")
+
+
+def create_user(iam: Any, name: str, statements: list[dict[str, Any]]) -> tuple[str, str]:
+    """A user allowed `statements`; returns its access key id and secret."""
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName=f"{name}-s3", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": statements}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+@contextmanager
+def iam_moto_server(setup: Callable[[str, Any], Any]) -> Iterator[tuple[str, Any]]:
+    """A moto server of its own; `setup(endpoint, iam_client)` makes users and roles while
+    anything goes, then IAM is enforced. Yields (endpoint, what setup returned)."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(endpoint, process)
+        iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
+                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        made = setup(endpoint, iam)
+        # From here on every request must be signed by one of the users (or roles) and be allowed.
+        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+        yield endpoint, made
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
