@@ -9,6 +9,11 @@ from __future__ import annotations
 import re
 from typing import Final
 
+VAULT_API_PREFIX: Final = "/AutodeskDM/Services/api/vault/v2"
+_VAULT = "^" + re.escape(VAULT_API_PREFIX)
+# The Vault Gateway's documented 40,000 requests per 5 minutes, as a per-minute rate.
+VAULT_GATEWAY_RPM: Final = 40_000 // 5
+
 # (class name, documented requests per minute, path pattern). Order matters: first match wins.
 _ENDPOINTS: Final[list[tuple[str, int | None, re.Pattern[str]]]] = [
     (name, rpm, re.compile(pattern))
@@ -47,6 +52,24 @@ _ENDPOINTS: Final[list[tuple[str, int | None, re.Pattern[str]]]] = [
         ("webhooks_hook", 300, r"^/webhooks/v1/systems/[^/]+/events/[^/]+/hooks/[^/]+$"),  # GET, PATCH, DELETE
         ("webhooks_hooks", 300, r"^/webhooks/v1/(app/)?hooks$"),
         ("webhooks_tokens", 50, r"^/webhooks/v1/tokens(/@me)?$"),
+        # Vault Data API v2 (server or Vault Gateway). The server itself has no limits; the
+        # gateway allows 40,000 requests per 5 minutes for all its APIs: one budget, "vault".
+        ("vault_server_info", None, _VAULT + r"/server-info$"),
+        ("vault_sessions", None, _VAULT + r"/sessions(/[^/]+)?$"),
+        ("vault_search", None, _VAULT + r"/vaults/[^/]+:advanced-search$"),
+        ("vault_vaults", None, _VAULT + r"/vaults$"),
+        ("vault_vault", None, _VAULT + r"/vaults/[^/]+$"),
+        ("vault_sub_folders", None, _VAULT + r"/vaults/[^/]+/folders/[^/]+/sub-folders$"),
+        ("vault_folder_contents", None, _VAULT + r"/vaults/[^/]+/folders/[^/]+/contents$"),
+        ("vault_folder", None, _VAULT + r"/vaults/[^/]+/folders/[^/]+$"),
+        ("vault_content", None, _VAULT + r"/vaults/[^/]+/file-versions/[^/]+/content$"),
+        ("vault_signed_url", None, _VAULT + r"/vaults/[^/]+/file-versions/[^/]+/signedurl$"),
+        ("vault_file_version", None, _VAULT + r"/vaults/[^/]+/file-versions/[^/]+$"),
+        ("vault_file_versions", None, _VAULT + r"/vaults/[^/]+/file-versions$"),
+        ("vault_file_history", None, _VAULT + r"/vaults/[^/]+/files/[^/]+/versions$"),
+        ("vault_file", None, _VAULT + r"/vaults/[^/]+/files/[^/]+$"),
+        ("vault_property_definitions", None, _VAULT + r"/vaults/[^/]+/property-definitions(/[^/]+)?$"),
+        ("vault", VAULT_GATEWAY_RPM, _VAULT + r"(/.*)?$"),
     ]
 ]
 
@@ -56,7 +79,11 @@ SIGNED_URL_UPLOAD: Final = "upload"
 OTHER: Final = "other"
 
 # Every OSS endpoint shares one budget at Autodesk.
-SHARED_BUDGETS: Final[dict[str, str]] = {"signeds3download": "oss", "signeds3upload": "oss", "complete_upload": "oss"}
+SHARED_BUDGETS: Final[dict[str, str]] = {
+    "signeds3download": "oss", "signeds3upload": "oss", "complete_upload": "oss",
+    # Every Vault call through the gateway draws from its one budget.
+    **{name: "vault" for name, _rpm, _pattern in _ENDPOINTS if name.startswith("vault_")},
+}
 
 # Classes bound to one method (the same path answers another class otherwise).
 _METHODS: Final[dict[str, str]] = {"complete_upload": "POST", "webhooks_create_all": "POST",

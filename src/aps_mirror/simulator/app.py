@@ -9,13 +9,14 @@ from . import routes_auth, routes_control, routes_dm, routes_oss, routes_upload,
 from .errors import SimError
 from .sim import Simulator
 from .traffic import SimApp, fault_response
+from .vault import routes as vault_routes
 from .web import render_error
 
 __all__ = ["create_app", "fault_response", "render_error"]
 
 
 def create_app(sim: Simulator) -> FastAPI:
-    """The HTTP face of ``sim``: Autodesk's paths plus the ``/_sim/`` control namespace."""
+    """The HTTP face of ``sim``: Autodesk's paths (APS and Vault) plus the ``/_sim/`` control namespace."""
     app = SimApp(title="APS simulator", docs_url="/_sim/docs", redoc_url=None, openapi_url="/_sim/openapi.json")
     app.sim = sim
 
@@ -29,5 +30,6 @@ def create_app(sim: Simulator) -> FastAPI:
     routes_write.register(app, sim)
     routes_upload.register(app, sim)
     routes_webhooks.register(app, sim)
+    vault_routes.register(app, sim.vault)
     routes_control.register(app, sim)
     return app

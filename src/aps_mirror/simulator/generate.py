@@ -1,4 +1,8 @@
-"""Synthetic accounts for scale: ``generate:projects=1000,folders=100,files=2`` (nested folders, lazy bodies)."""
+"""Synthetic accounts for scale: ``generate:projects=1000,folders=100,files=2`` (nested folders, lazy bodies).
+
+The ``vault_*`` settings build a Vault beside them (simulator/vault/seed.py), e.g.
+``generate:projects=0,vault_files=100000``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import hashlib
 from .model import ACC, Folder
 from .state import Account
 
-DEFAULTS = {"projects": 10, "folders": 20, "files": 2, "hubs": 1, "fanout": 3, "versions": 1, "max_size": 65536}
+DEFAULTS = {"projects": 10, "folders": 20, "files": 2, "hubs": 1, "fanout": 3, "versions": 1, "max_size": 65536,
+            "vault_files": 0, "vault_folders": 100, "vault_versions": 1}
 EXTENSIONS = ("pdf", "dwg", "rvt", "xlsx", "ifc", "txt", "jpg", "nwd")
 START = 1705309200.0  # 2024-01-15T09:00:00Z
 
@@ -20,7 +25,7 @@ def parse(spec: str) -> dict[str, int]:
         if not sep or key not in DEFAULTS:
             raise ValueError(f"bad generate setting {part!r}; keys: {', '.join(DEFAULTS)}")
         settings[key] = int(value)
-        if settings[key] < (1 if key in ("hubs", "fanout", "versions", "max_size") else 0):
+        if settings[key] < (1 if key in ("hubs", "fanout", "versions", "max_size", "vault_versions") else 0):
             raise ValueError(f"generate setting {key} is too small")
     return settings
 

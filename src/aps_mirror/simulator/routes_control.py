@@ -1,4 +1,5 @@
-"""The ``/_sim/`` control namespace (no Autodesk client calls it): stats, faults, clock, changes, churn."""
+"""The ``/_sim/`` control namespace (no Autodesk client calls it): stats, faults, clock, changes, churn,
+and the same for the Vault server under ``/_sim/vault/``."""
 
 from __future__ import annotations
 
@@ -170,3 +171,66 @@ def register(app: FastAPI, sim: Simulator) -> None:
     @app.get("/_sim/webhooks/deliveries")
     def webhook_deliveries() -> dict[str, Any]:
         return {"deliveries": sim.webhooks.deliveries()}
+
+    _register_vault(app, sim, post)
+
+
+def _register_vault(app: FastAPI, sim: Simulator, post: Callable[..., None]) -> None:
+    """``/_sim/vault/``: the Vault side's ground truth, switches, sessions and changes."""
+    vault = sim.vault
+
+    @app.get("/_sim/vault/files")
+    def vault_files(include_cloaked: bool = False) -> dict[str, Any]:
+        return {"files": [{"vault": e.vault, "path": list(e.path), "file_id": e.file_id, "version_id": e.tip.id,
+                           "version": e.tip.number, "name": e.tip.file.name, "size": e.tip.size}
+                          for e in vault.iter_files(include_cloaked)]}
+
+    @app.get("/_sim/vault/{vault_id}/file-versions/{version_id}/sha256")
+    def vault_sha256(vault_id: str, version_id: str) -> dict[str, Any]:
+        return {"sha256": vault.sha256(vault_id, version_id)}
+
+    post("/_sim/vault/switches", lambda b: vault.configure(
+        None if b.get("gateway") is None else bool(b["gateway"]), _opt_int(b.get("max_page_size")),
+        b.get("indexing_status"), _opt_int(b.get("payload_limit"))))
+    post("/_sim/vault/sessions/expire", lambda b: vault.expire_sessions())
+    post("/_sim/vault/session-token", lambda b: {"accessToken": vault.session_token(
+        str(b.get("user", "sam.builder")), b.get("vault"))})
+    post("/_sim/vault/churn", lambda b: vault.churn(float(b["fraction"]), b.get("seed")))
+
+    post("/_sim/vault/{vault_id}/folders", lambda b: {"folder_id": vault.add_folder(
+        b["vault_id"], str(b["parent_id"]), str(b["name"]), bool(b.get("cloaked", False)))})
+
+    def change_folder(b: dict[str, Any]) -> dict[str, Any]:
+        if "name" in b:
+            vault.rename_folder(b["vault_id"], b["folder_id"], str(b["name"]))
+        if "parent_id" in b:
+            vault.move_folder(b["vault_id"], b["folder_id"], str(b["parent_id"]))
+        return {"folder_id": b["folder_id"]}
+
+    post("/_sim/vault/{vault_id}/folders/{folder_id}", change_folder, ("PATCH",))
+    post("/_sim/vault/{vault_id}/folders/{folder_id}", lambda b: vault.delete_folder(b["vault_id"], b["folder_id"]),
+         ("DELETE",))
+
+    def add_file(b: dict[str, Any]) -> dict[str, Any]:
+        file_id = vault.add_file(b["vault_id"], str(b["folder_id"]), str(b["name"]), int(b.get("size", 1024)),
+                                 bool(b.get("cloaked", False)))
+        return {"file_id": file_id, "version_id": vault.file(b["vault_id"], file_id).tip.id}
+
+    post("/_sim/vault/{vault_id}/files", add_file)
+    post("/_sim/vault/{vault_id}/files/{file_id}/versions", lambda b: {"version_id": vault.check_in(
+        b["vault_id"], b["file_id"], _opt_int(b.get("size")), b.get("state"), b.get("revision"))})
+    post("/_sim/vault/{vault_id}/files/{file_id}/checkout",
+         lambda b: vault.check_out(b["vault_id"], b["file_id"], str(b.get("user", "Administrator"))))
+
+    def change_file(b: dict[str, Any]) -> dict[str, Any]:
+        if "name" in b:
+            vault.rename_file(b["vault_id"], b["file_id"], str(b["name"]))
+        if "folder_id" in b:
+            vault.move_file(b["vault_id"], b["file_id"], str(b["folder_id"]))
+        return {"file_id": b["file_id"]}
+
+    post("/_sim/vault/{vault_id}/files/{file_id}", change_file, ("PATCH",))
+    post("/_sim/vault/{vault_id}/files/{file_id}", lambda b: vault.delete_file(b["vault_id"], b["file_id"]),
+         ("DELETE",))
+    post("/_sim/vault/{vault_id}/links", lambda b: {"link_id": vault.add_link(
+        b["vault_id"], str(b["folder_id"]), str(b["target_id"]))})

@@ -19,6 +19,7 @@ from .seed import DEMO_USER, VIEWER_USER, build
 from .ssa import Registration
 from .state import Account, FileEntry, Version
 from .uploads import Uploads
+from .vault import VaultService
 from .webhooks import Webhooks
 
 COMPLETE, CHUNKED, FALLBACK = "complete", "chunked", "fallback"
@@ -34,7 +35,8 @@ class Simulator:
     Autodesk's documented per-minute limits (0 disables them). ``clock`` defaults to real time.
     ``reuse_detection``: replaying a spent refresh token also revokes the newer ones of its chain.
     ``rate_limit_headers``: answer with ``X-RateLimit-Limit/Remaining/Reset``. ``fault_seed``
-    seeds the random draws of probabilistic faults.
+    seeds the random draws of probabilistic faults. ``vault``: the Autodesk Vault server of the
+    same seed (Data API v2, see vault/).
     """
 
     def __init__(self, seed: str = "demo", rate_scale: float = 1.0, clock: Clock | None = None,
@@ -56,6 +58,8 @@ class Simulator:
         self.faults = FaultInjector(fault_seed)
         self.uploads = Uploads(self.clock)
         self.traffic = Stats()
+        # The Vault server of the same seed; its gateway limit follows rate_scale.
+        self.vault = VaultService(seed, self.clock, self.oauth, lambda: self.limiter.rate_scale, self.traffic)
         self.rate_limit_headers = rate_limit_headers
         self.unreachable_regions: set[str] = set()
         self.download_statuses: dict[str, str] = {}  # object key -> chunked | fallback
@@ -246,6 +250,7 @@ class Simulator:
     def rate_scale(self, value: float) -> None:
         self.limiter.rate_scale = value
         self.limiter.reset()
+        self.vault.limiter.reset()
 
     # ---- signed download URLs
     def _signature(self, bucket: str, object_key: str, expires: int, part: str | None = None) -> str:
