@@ -333,6 +333,10 @@ class BearerAuth(requests.auth.AuthBase):
         request.headers["Authorization"] = f"Bearer {self.provider.access_token()}"
         return request
 
+    def invalidate(self, rejected: str) -> None:
+        """The server refused this token: the provider fetches another on the next request."""
+        self.provider.invalidate(rejected)
+
 
 def _json_or_empty(response: requests.Response) -> dict:
     try:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
-VAULT_API_PREFIX: Final = "/AutodeskDM/Services/api/vault/v2"
-_VAULT = "^" + re.escape(VAULT_API_PREFIX)
+from aps_mirror.connection import VAULT_API_PATH
+
+_VAULT = "^" + re.escape(VAULT_API_PATH)
 # The Vault Gateway's documented 40,000 requests per 5 minutes, as a per-minute rate.
 VAULT_GATEWAY_RPM: Final = 40_000 // 5
 

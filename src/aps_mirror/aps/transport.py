@@ -1,4 +1,8 @@
-"""One authenticated HTTP channel to APS: retries, token refresh on 401, and call counting."""
+"""One authenticated HTTP channel to APS: retries, token refresh on 401, and call counting.
+
+The same channel serves the Vault Data API (aps_mirror.vault): another base URL, another
+bearer source (a Vault session, or the APS provider shared) and the same retries and budget.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 import threading
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -28,6 +32,14 @@ USER_AGENT = "aps-mirror/0.1 (+https://github.com/aps-mirror/aps-mirror)"
 
 
 POOL_SIZE = 32  # connections kept per host
+
+
+class BearerSource(Protocol):
+    """Puts a bearer token on each request, and forgets one the server refused (a 401)."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest: ...
+
+    def invalidate(self, rejected: str) -> None: ...
 
 
 class CallTally:
@@ -93,9 +105,19 @@ class ApsTransport:
         retry_policy: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 120.0),
         budget: RateBudget | None = None,
+        base_url: str | None = None,
+        bearer: BearerSource | None = None,
+        service: str = "APS",
+        advice: Mapping[int, str] | None = None,
     ) -> None:
+        """``base_url``, ``bearer``, ``service`` (the name in error messages) and ``advice`` (a
+        hint per final status) default to APS's; the Vault client passes its own."""
         self.connection = connection
-        self.base_url = connection.base_url.rstrip("/")
+        self.base_url = (base_url or connection.base_url).rstrip("/")
+        self.service = service
+        self.advice = _ADVICE if advice is None else advice
+        # x-user-id acts for an ACC user under a 2-legged token: APS's header, for APS only.
+        self._user_id = connection.user_id if base_url is None else None
         self.counter = CallCounter()
         self.session = session or requests.Session()
         # Project workers x ranged parts in flight exceed requests' default pool of 10.
@@ -107,7 +129,7 @@ class ApsTransport:
         self.timeout = timeout
         self.tokens = TokenProvider(connection, self.session, token_store,
                                     on_request=self.counter.sent, retry_policy=self.retry_policy)
-        self._auth = BearerAuth(self.tokens)
+        self._auth: BearerSource = bearer or BearerAuth(self.tokens)
         self.budget = budget or default_budget(connection)
         redact.scrub_http_logs()  # urllib3 logs signed URLs in full at DEBUG (`-v`)
 
@@ -133,8 +155,8 @@ class ApsTransport:
         url = self.url(path_or_url)
         endpoint = endpoint or endpoints.classify(urlsplit(url).path, method)
         extra_headers = dict(headers or {})
-        if authenticated and self.connection.user_id:
-            extra_headers.setdefault("x-user-id", self.connection.user_id)
+        if authenticated and self._user_id:
+            extra_headers.setdefault("x-user-id", self._user_id)
         reauthenticated = False
 
         budget = endpoints.budget_of(endpoint)
@@ -158,7 +180,7 @@ class ApsTransport:
                 # The token expired early or was revoked: fetch a new one and try once more.
                 reauthenticated = True
                 rejected = (response.request.headers.get("Authorization") or "").removeprefix("Bearer ")
-                self.tokens.invalidate(rejected)
+                self._auth.invalidate(rejected)
                 _release(response)
                 return attempt()
             if response.status_code in RETRYABLE_STATUSES:
@@ -174,7 +196,7 @@ class ApsTransport:
         except RetryableResponse as exc:
             response = exc.response
         if response.status_code >= 400:
-            raise _api_error(response, endpoint)
+            raise _api_error(response, endpoint, self.service, self.advice)
         return response
 
     def get_json(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -183,7 +205,7 @@ class ApsTransport:
             return loads_json(response.content)
         except ValueError:
             raise ApiError(
-                f"APS answered {urlsplit(response.url).path} with a body that is not JSON; "
+                f"{self.service} answered {urlsplit(response.url).path} with a body that is not JSON; "
                 "this is usually transient, run again.",
                 status=response.status_code,
             ) from None
@@ -204,8 +226,10 @@ def _release(response: requests.Response) -> None:
         pass
 
 
-def _api_error(response: requests.Response, endpoint: str) -> ApiError:
-    """Turn an APS error answer (JSON:API, gateway or OAuth envelope) into an ApiError."""
+def _api_error(response: requests.Response, endpoint: str, service: str = "APS",
+               advice_by_status: Mapping[int, str] | None = None) -> ApiError:
+    """Turn an error answer (APS's JSON:API, gateway or OAuth envelope, or Vault's
+    ErrorResponse ``{title, detail, statusCode, errorCode}``) into an ApiError."""
     try:
         body = loads_json(response.content) if response.content else {}
     except ValueError:
@@ -218,11 +242,11 @@ def _api_error(response: requests.Response, endpoint: str) -> ApiError:
             detail = errors[0].get("detail") or errors[0].get("title")
         else:
             code = body.get("errorCode") or body.get("error")
-            detail = body.get("developerMessage") or body.get("error_description")
+            detail = body.get("developerMessage") or body.get("error_description") or body.get("detail")
     request_id = response.headers.get("x-ads-request-id") or response.headers.get("x-request-id")
     path = urlsplit(response.url).path if response.url else endpoint
-    advice = _ADVICE.get(response.status_code, "")
-    message = f"APS answered HTTP {response.status_code} for {path}"
+    advice = (_ADVICE if advice_by_status is None else advice_by_status).get(response.status_code, "")
+    message = f"{service} answered HTTP {response.status_code} for {path}"
     if code or detail:
         message += f" ({code or ''}{': ' if code and detail else ''}{detail or ''})"
     message += f". {advice}".rstrip()

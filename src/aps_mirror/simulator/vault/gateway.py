@@ -7,6 +7,7 @@ documented: this one slides. No Retry-After is documented, so none is sent.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -32,7 +33,8 @@ class GatewayLimiter:
     @property
     def limit(self) -> int | None:
         scale = self._rate_scale()
-        return None if scale <= 0 else max(1, int(GATEWAY_REQUESTS * scale))
+        # the epsilon keeps 3/40000 of 40,000 at 3, not 2.9999...
+        return None if scale <= 0 else max(1, math.floor(GATEWAY_REQUESTS * scale + 1e-9))
 
     def take(self) -> None:
         """Count one request, or raise the gateway's 429."""

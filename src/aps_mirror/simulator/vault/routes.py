@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from aps_mirror.aps.endpoints import VAULT_API_PREFIX
+from aps_mirror.connection import VAULT_API_PATH
 
 from . import errors, routes_content, routes_entities, routes_sessions
 from .service import VaultService
@@ -14,7 +14,7 @@ from .web import gateway_gate
 
 def register(app: FastAPI, service: VaultService) -> None:
     """Add the Data API v2 routes and the ErrorResponse envelope for Vault errors."""
-    router = APIRouter(prefix=VAULT_API_PREFIX, dependencies=[Depends(gateway_gate(service))])
+    router = APIRouter(prefix=VAULT_API_PATH, dependencies=[Depends(gateway_gate(service))])
     routes_sessions.register(router, service)
     routes_entities.register(router, service)
     routes_content.register(router, service)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from aps_mirror.aps.endpoints import VAULT_API_PREFIX
+from aps_mirror.connection import VAULT_API_PATH
 
 from .model import RELEASED, File, FileVersion, Folder, Link, PropertyDefinition, Vault, VaultUser
 from .properties import DATETIME, value_of
@@ -35,7 +35,7 @@ def vault_date(ts: float | None) -> str:
 
 
 def vault_url(vault: Vault, *tail: str) -> str:
-    return "/".join([f"{VAULT_API_PREFIX}/vaults/{vault.id}", *tail])
+    return "/".join([f"{VAULT_API_PATH}/vaults/{vault.id}", *tail])
 
 
 def vault(v: Vault) -> Doc:
@@ -44,13 +44,13 @@ def vault(v: Vault) -> Doc:
 
 def user(u: VaultUser) -> Doc:
     """GUESS: the spec's User is not restated in the notes; id, name, email and url."""
-    return {"id": u.id, "name": u.name, "email": u.email, "url": f"{VAULT_API_PREFIX}/users/{u.id}"}
+    return {"id": u.id, "name": u.name, "email": u.email, "url": f"{VAULT_API_PATH}/users/{u.id}"}
 
 
 def session(s: Session) -> Doc:
     """``Session``; the docs' example adds ``createDate`` and ``url``."""
     return {"id": s.id, "accessToken": s.token, "vaultInformation": vault(s.vault), "userInformation": user(s.user),
-            "createDate": vault_date(s.create_time), "url": f"{VAULT_API_PREFIX}/sessions/{s.id}"}
+            "createDate": vault_date(s.create_time), "url": f"{VAULT_API_PATH}/sessions/{s.id}"}
 
 
 def _properties(entity: FileVersion | Folder, definitions: list[PropertyDefinition]) -> list[Doc]:
