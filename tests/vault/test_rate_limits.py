@@ -30,10 +30,11 @@ def test_the_gateways_429_is_waited_out(frozen_simulator: SimulatorServer) -> No
     rows: list[object] = []
     walker = threading.Thread(target=lambda: rows.extend(client.file_versions("106")))
     walker.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not any(e["status"] == 429 for e in sim.stats()["log"]) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.5)  # the client is backing off: nothing gets through while the window is full
+        time.sleep(0.01)
+    # The window is full and stays full on the frozen clock: the client backs off (its retries
+    # last seconds) and every retry is a 429 until the window moves, which happens only here.
     sim.advance_clock(300)
     walker.join(20)
     assert not walker.is_alive() and len(rows) == 21
