@@ -49,6 +49,16 @@ def test_connection_test_passes_for_a_2_legged_app(env_conn: SimulatorServer) ->
         assert f"[ok] {capability}:" in message
 
 
+def test_connection_test_checks_the_vault_too(simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AUTODESK_TEST", conn_json(
+        simulator, vault_url=simulator.base_url, vault_user="sam.builder", vault_password="Builder2024"))
+    ok, message = AutodeskHook("autodesk_test").test_connection()
+    assert ok, message
+    for capability in ("vault server", "vaults", "vault folders", "vault files", "vault download"):
+        assert f"[ok] {capability}:" in message
+    assert "Builder2024" not in message
+
+
 def test_a_rate_limited_call_waits_and_succeeds(env_conn: SimulatorServer) -> None:
     env_conn.sim.inject_fault("hubs", 429, count=2, retry_after=1)
     started = time.monotonic()

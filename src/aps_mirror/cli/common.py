@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import sys
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aps_mirror.aps.auth import TokenStore
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.backends import installed_backend
-from aps_mirror.connection import ApsConnection, AuthMode, lookup_connection
+from aps_mirror.connection import ApsConnection, AuthMode, VaultSettings, lookup_connection
 from aps_mirror.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aps_mirror.vault import VaultClient
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,15 @@ def aps_client(conn_id: str) -> ApsClient:
     # The same parsing as the Airflow hook: an `ssa` connection carries its key fields too.
     connection = ApsConnection.from_fields(lookup_connection(conn_id))
     return ApsClient(ApsTransport(connection, token_store_for(connection)))
+
+
+def vault_client(conn_id: str, aps: ApsClient) -> VaultClient | None:
+    """The Vault client of `conn_id` beside its APS client (sharing its token and rate budget);
+    None when the connection has no `vault_url`."""
+    from aps_mirror.vault import VaultClient
+
+    settings = VaultSettings.from_fields(lookup_connection(conn_id))
+    return VaultClient.connect(settings, aps.transport) if settings is not None else None
 
 
 def token_store_for(connection: ApsConnection) -> TokenStore | None:

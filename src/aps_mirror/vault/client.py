@@ -53,8 +53,9 @@ class VaultClient:
     """Reads vaults, folders and file versions, and downloads file versions' bytes."""
 
     def __init__(self, transport: ApsTransport, *, sessions: VaultSessions | None = None,
-                 page_limit: int = PAGE_LIMIT) -> None:
+                 page_limit: int = PAGE_LIMIT, settings: VaultSettings | None = None) -> None:
         self.transport = transport
+        self.settings = settings  # the connection's Vault extras (selection included), when known
         self.page_limit = page_limit
         self.sessions = sessions
         self._vault_names: dict[str, str] = {}
@@ -72,7 +73,7 @@ class VaultClient:
                                  timeout=aps.timeout, budget=aps.budget, base_url=settings.api_base,
                                  bearer=sessions if sessions is not None else BearerAuth(aps.tokens),
                                  service="Vault", advice=VAULT_ADVICE)
-        return cls(transport, sessions=sessions, page_limit=page_limit)
+        return cls(transport, sessions=sessions, page_limit=page_limit, settings=settings)
 
     # -- server and vaults (no authentication) ------------------------------------------------
     def server_info(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import base64
 import copy
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -20,8 +20,12 @@ from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.parsing import loads_json
 from aps_mirror.aps.retry import RetryPolicy
 from aps_mirror.aps.transport import ApsTransport
-from aps_mirror.connection import ApsConnection, AuthMode, env_var_name
+from aps_mirror.connection import ApsConnection, AuthMode, VaultSettings, env_var_name
 from aps_mirror.errors import ApsMirrorError, ConfigError
+from aps_mirror.vault.capabilities import validate_vault
+
+if TYPE_CHECKING:
+    from aps_mirror.vault import VaultClient
 
 # A connection test should answer in seconds, not sit out a long backoff.
 TEST_RETRY_POLICY = RetryPolicy(attempts=3, backoff_initial=0.5, backoff_max=5.0, max_wait=10.0)
@@ -63,7 +67,22 @@ class AutodeskHook(BaseHook):
             )
         conn = ApsConnection.from_fields(fields)  # an SsaConnection when auth_mode is ssa
         mask(conn.client_secret, conn.refresh_token, _basic_credentials(conn))
+        vault = VaultSettings.from_fields(fields)
+        if vault is not None:
+            mask(vault.password)
         return conn
+
+    def get_vault_client(self, client: ApsClient) -> VaultClient | None:
+        """The Vault client beside `client` (its token and rate budget shared); None when the
+        connection has no `vault_url`."""
+        from aps_mirror.vault import VaultClient
+
+        fields = get_connection_fields(self.autodesk_conn_id)
+        settings = VaultSettings.from_fields(fields) if fields is not None else None
+        if settings is None:
+            return None
+        mask(settings.password)
+        return VaultClient.connect(settings, client.transport)
 
     def get_conn(self) -> ApsClient:
         """A ready `ApsClient` (built once per hook); tokens come and go through the connection."""
@@ -95,7 +114,14 @@ class AutodeskHook(BaseHook):
                     "its refresh token, and this test could not save the new one. The fields "
                     "look complete; trigger the aps_mirror DAG with dry_run to test it for real."
                 )
-            checks = validate(self._build_client(conn, TEST_RETRY_POLICY))
+            client = self._build_client(conn, TEST_RETRY_POLICY)
+            checks = validate(client)
+            vault = self.get_vault_client(client)
+            if vault is not None:
+                try:
+                    checks += validate_vault(vault, vault.settings)
+                finally:
+                    vault.close()
         except ApsMirrorError as exc:
             return False, str(exc)
         except requests.RequestException as exc:
