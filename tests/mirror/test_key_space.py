@@ -12,7 +12,7 @@ import unicodedata
 
 import pytest
 
-from aps_mirror.mirror.keys import KeySpaceViolation, ProjectKeys
+from aps_mirror.mirror.keys import VAULT_ROOT, KeySpaceViolation, ProjectKeys
 from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
 from tests.mirror.test_engine import PREFIX, assert_exact_mirror, mirrored, object_keys, run
 
@@ -109,6 +109,67 @@ def test_a_hub_named_like_the_mirrors_metadata_cannot_touch_it(simulator, aps, s
     assert_keys_distinct(s3, bucket)
     assert_exact_mirror(simulator, s3, bucket)
     assert run(aps, s3, bucket, full_walk=True).files_copied == 0
+
+
+def hub_level_segments(s3, bucket) -> set[str]:
+    """The first segment below the prefix of every mirrored object."""
+    return {key[len(PREFIX) + 1:].split("/")[0] for key in object_keys(s3, bucket)}
+
+
+@pytest.mark.parametrize("name", ["vault", "Vault", "VAULT"])
+def test_a_docs_hub_named_like_the_vault_root_never_takes_it(simulator, aps, s3, bucket, name):
+    """`{prefix}/vault/` is the Vault source's root: no Docs hub may ever hold it."""
+    sim = simulator.sim
+    hub = sim.add_hub(name)
+    project = sim.add_project("Vault project", hub_id=hub)
+    sim.add_file(project, sim.folder_id(project, ("Project Files",)), "drawing.dwg", size=600)
+    run(aps, s3, bucket)
+    assert not {s for s in hub_level_segments(s3, bucket) if s.casefold() == VAULT_ROOT}
+    assert any(s.startswith(f"{name}~") for s in hub_level_segments(s3, bucket)), "told apart by its id"
+    assert_keys_distinct(s3, bucket)
+    assert_exact_mirror(simulator, s3, bucket)
+    assert run(aps, s3, bucket, full_walk=True).files_copied == 0
+
+
+def test_a_hub_that_held_the_vault_root_before_the_rule_moves_out_inside_s3(simulator, aps, s3, bucket):
+    sim = simulator.sim
+    hub = sim.add_hub("Vault")
+    project = sim.add_project("Vault project", hub_id=hub)
+    for n in range(3):
+        sim.add_file(project, sim.folder_id(project, ("Project Files",)), f"sheet {n}.pdf", size=900 + n)
+    run(aps, s3, bucket)
+    variant = next(s for s in hub_level_segments(s3, bucket) if s.startswith("Vault~"))
+    _move_hub_segment(s3, bucket, hub, variant, "Vault")  # as a mirror made before the rule left it
+    assert "Vault" in hub_level_segments(s3, bucket)
+
+    downloads = sim.stats()["downloads"]
+    upgraded = run(aps, s3, bucket)
+    assert upgraded.files_renamed == 3 and upgraded.files_copied == 0 and not upgraded.errors
+    assert sim.stats()["downloads"] == downloads, "moved inside S3, nothing downloaded"
+    assert not {s for s in hub_level_segments(s3, bucket) if s.casefold() == VAULT_ROOT}
+    assert object_keys(s3, bucket) == {e["key"] for e in mirrored(s3, bucket).values()}, "no orphan"
+    assert_exact_mirror(simulator, s3, bucket)
+    assert run(aps, s3, bucket, full_walk=True).files_renamed == 0
+
+
+def _move_hub_segment(s3, bucket, hub_id: str, current: str, old: str) -> None:
+    """Put one hub's objects, manifests and record entry at segment `old`."""
+    here, there = f"{PREFIX}/{current}/", f"{PREFIX}/{old}/"
+    for key in [k for k in object_keys(s3, bucket) if k.startswith(here)]:
+        s3.copy_object(Bucket=bucket, Key=there + key[len(here):], CopySource={"Bucket": bucket, "Key": key})
+        s3.delete_object(Bucket=bucket, Key=key)
+    for key in _manifest_keys(s3, bucket):
+        body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        if body["hub_id"] != hub_id:
+            continue
+        body["root_segments"][0] = old
+        for entry in body["items"].values():
+            entry["key"] = there + entry["key"][len(here):]
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode())
+    record_key = f"{PREFIX}/_aps_mirror/mirror.json"
+    record = json.loads(s3.get_object(Bucket=bucket, Key=record_key)["Body"].read())
+    record["hubs"][hub_id]["segment"] = old
+    s3.put_object(Bucket=bucket, Key=record_key, Body=json.dumps(record).encode())
 
 
 @pytest.mark.parametrize("level", ["project", "top folder", "folder"])

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from aps_mirror.aps.models import Item, Version
 from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.mirror.config import MirrorConfig
-from aps_mirror.mirror.keys import (MAX_SEGMENT_BYTES, RESERVED_NAMES, ProjectKeys, assign_segments,
-                                    collision_key, safe_segment)
+from aps_mirror.mirror.keys import (MAX_SEGMENT_BYTES, RESERVED_NAMES, SOURCE_ROOTS, ProjectKeys,
+                                    assign_hub_segments, assign_segments, collision_key, safe_segment)
 from aps_mirror.mirror.manifest import Manifest, ManifestEntry
 from aps_mirror.mirror.plan import ActionKind, decide, plan
 from aps_mirror.mirror.selection import is_selected
@@ -437,6 +437,24 @@ def test_segments_are_distinct_safe_and_never_the_mirrors_own_names(parent):
         assert collision_key(segment) not in reserved_keys
         assert segment not in ("", ".", "..") and "/" not in segment and "\\" not in segment
         assert len(segment.encode("utf-8")) <= MAX_SEGMENT_BYTES
+
+
+@PROPERTY
+@given(one_parent(), st.sampled_from(["vault", "Vault", "VAULT", "vAuLt"]))
+def test_no_hub_ever_holds_another_sources_root(parent, vault_name):
+    """The hub level: `vault` (any case) is the Vault source's root. A hub named so, or one
+    that held it, gets a variant; every other hub keeps what it held."""
+    listed, held, reserved, _ = parent
+    listed["hub-vault"] = vault_name
+    held = {**held, "hub-vault": vault_name}  # as a mirror made before the rule held it
+    result = assign_hub_segments(listed.items(), held, reserved)
+    roots = {collision_key(root) for root in SOURCE_ROOTS}
+    assert not {collision_key(s) for s in result.values()} & roots
+    assert len({collision_key(s) for s in result.values()}) == len(result)
+    assert result["hub-vault"].startswith(vault_name + "~"), "its name, told apart by its id"
+    for hub_id, name in listed.items():  # the others keep what they held, as the one rule says
+        if hub_id in held and safe_segment(name) == held[hub_id] and collision_key(held[hub_id]) not in roots:
+            assert result[hub_id] == held[hub_id]
 
 
 def canonical_caseless(text: str) -> str:

@@ -25,6 +25,14 @@ segment that an entry of the same parent holds or held at the start of the run (
 deleted entries included), so no object is ever written where another is still read from.
 The outcome does not depend on listing order.
 
+The hub level is shared by the sources: Autodesk Docs hubs are `{prefix}/<hub>/<project>/`, and
+every other source has one fixed root beside them (`SOURCE_ROOTS`: Vault's is
+`{prefix}/vault/<vault>/`). So no Docs hub ever holds a source root's segment, in any case
+(`assign_hub_segments`): a hub named "Vault" gets the variant told apart by its id, like any
+collision. A hub that held `vault` before the rule existed is treated as a renamed hub: it gets
+its variant and its objects move there inside S3 (its former segment stays recorded as its own
+until they have). Only the hub level: a project, folder or file named "vault" keeps its name.
+
 `ProjectKeys` is a project's own key root: every write and delete of a project's sync is
 checked against it (`ProjectKeys.check`).
 """
@@ -47,6 +55,8 @@ VERSIONS_DIR = "_versions"  # {project}/_versions/: earlier versions (versions=a
 TRASH_DIR = "trash"  # {prefix}/_aps_mirror/trash/<day>/: what the trash policy moved
 LONG_PATHS_DIR = "_long_paths"  # {project}/_long_paths/: folders folded by rule 9
 RESERVED_NAMES = frozenset({META_DIR, VERSIONS_DIR, LONG_PATHS_DIR})
+VAULT_ROOT = "vault"  # {prefix}/vault/<vault>/...: the Vault source's root
+SOURCE_ROOTS = frozenset({VAULT_ROOT})  # hub-level segments no Docs hub may hold
 
 _FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in '<>:"|?*/\\'}
 _CONTROL = {chr(i): chr(0x2400 + i) for i in range(0x20)} | {"\x7f": "\u2421"}
@@ -157,6 +167,15 @@ def assign_segments(entries: Iterable[tuple[str, str]], held: Mapping[str, str] 
         given.add(collision_key(segment))
         result[entry_id] = segment
     return result
+
+
+def assign_hub_segments(hubs: Iterable[tuple[str, str]], held: Mapping[str, str] | None = None,
+                        reserved: Iterable[str] = ()) -> dict[str, str]:
+    """`assign_segments` for the Docs hubs, the level the other sources' roots share: a source
+    root (`SOURCE_ROOTS`, any case) is reserved, and a hub holding one gives it up."""
+    roots = {collision_key(root) for root in SOURCE_ROOTS}
+    kept = {hub_id: segment for hub_id, segment in (held or {}).items() if collision_key(segment) not in roots}
+    return assign_segments(hubs, kept, [*reserved, *SOURCE_ROOTS])
 
 
 def _variants(segment: str, entry_id: str) -> list[str]:

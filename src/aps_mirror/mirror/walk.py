@@ -12,7 +12,7 @@ from typing import Any, Mapping, Protocol
 
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.models import Folder, Hub, Item, Version
-from aps_mirror.mirror.keys import assign_segments
+from aps_mirror.mirror.keys import assign_hub_segments, assign_segments
 from aps_mirror.mirror.selection import is_selected, select_top_folders
 
 log = logging.getLogger(__name__)
@@ -123,11 +123,12 @@ def list_projects(client: ApsClient, project_filter: tuple[str, ...] = (), *,
     Key segments follow the one collision rule (`keys.assign_segments`) over every hub and
     project, keeping what the mirror already holds (`held_hubs`; `held_projects` per hub id;
     `reserved` segments per hub id, None for the hub level), so a filter never changes a key
-    and a newcomer never takes an existing hub's or project's key. `hubs`: as already listed.
+    and a newcomer never takes an existing hub's or project's key; no hub takes another
+    source's root (`keys.assign_hub_segments`). `hubs`: as already listed.
     """
     reserved = reserved or {}
     hubs = client.hubs() if hubs is None else hubs
-    hub_segments = assign_segments([(h.id, h.name) for h in hubs], held_hubs, reserved.get(None, ()))
+    hub_segments = assign_hub_segments([(h.id, h.name) for h in hubs], held_hubs, reserved.get(None, ()))
     refs: list[ProjectRef] = []
     for hub in hubs:
         if not is_selected(hub_filter, exclude_hubs, hub.name, hub.id):
