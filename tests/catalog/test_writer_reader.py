@@ -18,6 +18,7 @@ from aps_mirror.catalog.schema import (CATALOG_FORMAT_VERSION, FORMAT_VERSION_KE
                                        schema_document)
 from aps_mirror.errors import ConfigError
 from aps_mirror.mirror.manifest import ManifestStore
+from aps_mirror.catalog.records import EventAction
 from tests.catalog.factories import (ALL_ACTIONS, HUB, PERSONAL_HUB, PREFIX, PROJECT, event, manifest,
                                      personal_manifest, project_run)
 
@@ -292,6 +293,35 @@ def test_an_older_file_without_a_newer_column_reads_as_null(s3, bucket, writer):
     table = reader.read_table(s3, bucket, PREFIX, "runs")
     assert table.schema == RUNS.schema()
     assert table.column("trigger").to_pylist() == [None] and table.column("run_id").to_pylist() != [None]
+
+
+def test_rows_carry_their_source_and_old_files_without_it_read_as_docs(s3, bucket, writer):
+    vault = manifest()
+    vault.hub_id, vault.project_id, vault.source = "vault", "vault-project", "vault"
+    writer.record_project_run(project_run(), [event(EventAction.COPIED)])
+    writer.record_project_run(project_run(project_id="vault-project", hub_id="vault", source="vault"),
+                              [event(EventAction.COPIED, project_id="vault-project")])
+    writer.publish_snapshot([manifest(), vault], now=NOW)
+    con = reader.connect(s3, bucket, PREFIX)
+    for table in ("files", "versions", "folders", "projects", "runs", "events"):
+        found = dict(con.execute(f"SELECT project_id, min(source) FROM {table} GROUP BY ALL").fetchall())
+        assert found == {PROJECT: "docs", "vault-project": "vault"}, table
+        assert con.execute(f"SELECT count(*) FROM {table} WHERE source IS NULL").fetchone() == (0,), table
+
+    # Files written before the column existed (and a staged record of that time) are Docs'.
+    for table in ("runs", "events", "files"):
+        for key in keys(s3, bucket, table):
+            old = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+            buffer = io.BytesIO()
+            pq.write_table(old.drop_columns(["source"]), buffer)
+            s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    for table in ("runs", "events", "files"):
+        read = reader.read_table(s3, bucket, PREFIX, table)
+        assert read.schema == TABLES[table].schema()
+        assert set(read.column("source").to_pylist()) == {"docs"}, table
+    staged_run = project_run(run_id="older-run").to_dict()
+    del staged_run["source"]
+    assert parquet.to_arrow(RUNS, [staged_run]).column("source").to_pylist() == ["docs"]
 
 
 def test_encode_accepts_aps_and_python_timestamps():

@@ -26,6 +26,37 @@ def test_a_mirror_without_a_record_keeps_every_key(simulator, aps, s3, bucket):
     assert (rebuilt["hubs"], rebuilt["projects"]) == (record["hubs"], record["projects"])
 
 
+def test_manifests_written_before_sources_existed_load_as_docs(simulator, aps, s3, bucket):
+    run(aps, s3, bucket)
+    keys = assert_keys_distinct(s3, bucket)
+    for key in _manifest_keys(s3, bucket):
+        body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert body["source"] == "docs"
+        assert all(set(e) <= ENTRY_FIELDS_BEFORE_SOURCES for e in body["items"].values()), \
+            "an older aps-mirror still reads every entry"
+        del body["source"]
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode())
+    downloads = simulator.sim.stats()["downloads"]
+    again = run(aps, s3, bucket, full_walk=True)
+    assert again.files_copied == again.files_renamed == 0 and not again.errors
+    assert simulator.sim.stats()["downloads"] == downloads
+    assert assert_keys_distinct(s3, bucket) == keys
+    assert {json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read())["source"]
+            for k in _manifest_keys(s3, bucket)} == {"docs"}
+
+
+# ManifestEntry's fields as aps-mirror read them before sources existed (it refuses unknown ones).
+ENTRY_FIELDS_BEFORE_SOURCES = {
+    "version_id", "version_number", "key", "size", "source_path", "sha1", "copied_at", "deleted_at",
+    "folder_id", "name", "file_type", "created_at", "created_by", "modified_at", "modified_by", "reserved",
+    "history", "versions_kept"}
+
+
+def _manifest_keys(s3, bucket) -> list[str]:
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{meta_prefix(PREFIX)}/manifests/")
+    return [o["Key"] for o in listing["Contents"]]
+
+
 def test_a_user_folder_stored_at_a_reserved_name_moves_inside_s3(simulator, aps, s3, bucket):
     """Before the key space, a top folder named `_versions` was mirrored at `<project>/_versions/`,
     where versions=all keeps earlier versions. The upgrade moves it aside, copying inside S3."""

@@ -2,7 +2,8 @@
 
 Encoding takes plain dicts (timestamps as ISO strings or datetimes) so the code building rows
 needs nothing of Arrow. Decoding aligns a file to the current schema: columns an older file
-lacks read as null, and the Hive partition value from the key becomes a column again.
+lacks read as null (or as the column's default), and the Hive partition value from the key
+becomes a column again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aps_mirror.aps.parsing import parse_timestamp
@@ -26,11 +28,15 @@ def to_arrow(table: Table, rows: Iterable[dict[str, Any]]) -> pa.Table:
     """`rows` as an Arrow table in the table's file schema (no partition column)."""
     schema = table.file_schema()
     timestamps = [f.name for f in schema if f.type == TIMESTAMP]
+    defaults = {c.name: c.default for c in table.columns if c.default is not None}
     prepared = []
     for row in rows:
         row = {name: row.get(name) for name in schema.names}
         for name in timestamps:
             row[name] = to_datetime(row[name])
+        for name, default in defaults.items():  # a row built before the column existed
+            if row[name] is None:
+                row[name] = default
         prepared.append(row)
     return pa.Table.from_pylist(prepared, schema=schema)
 
@@ -63,9 +69,10 @@ def read(data: bytes, where: str) -> pa.Table:
 
 def align(table: Table, found: pa.Table, partitions: dict[str, str] | None = None) -> pa.Table:
     """`found` in the table's current schema: columns it lacks (written before they existed)
-    read as null. With `partitions`, the partition column is added from them (the reader's
+    read as null, or as the column's default. With `partitions`, the partition column is added from them (the reader's
     view); without, the result is in the file schema (what the writer stores)."""
     fields = table.schema() if partitions is not None else table.file_schema()
+    defaults = {c.name: c.default for c in table.columns if c.default is not None}
     columns = []
     for field in fields:
         if table.partition is not None and field.name == table.partition.name:
@@ -73,6 +80,10 @@ def align(table: Table, found: pa.Table, partitions: dict[str, str] | None = Non
             column = pa.array([value] * found.num_rows, pa.string()).cast(field.type)
         elif field.name in found.column_names:
             column = found.column(field.name).cast(field.type)
+            if field.name in defaults:
+                column = pc.fill_null(column, pa.scalar(defaults[field.name], field.type))
+        elif field.name in defaults:  # written before the column existed: what it meant then
+            column = pa.array([defaults[field.name]] * found.num_rows, field.type)
         else:  # written before the column existed
             column = pa.nulls(found.num_rows, field.type)
         columns.append(column)

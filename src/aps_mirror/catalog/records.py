@@ -90,6 +90,7 @@ class ProjectRun(FileCounts):
     api_calls_throttled: int = 0  # answered 429
     errors: list[str] = field(default_factory=list)
     deletes_refused: str | None = None
+    source: str = "docs"  # the source of the project (docs or vault); its events carry it too
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

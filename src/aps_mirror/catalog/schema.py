@@ -34,6 +34,8 @@ class Column:
     name: str
     type: pa.DataType
     description: str
+    # What a row without a value holds (a file written before the column existed); None: null.
+    default: str | None = None
 
     def field(self) -> pa.Field:
         return pa.field(self.name, self.type, metadata={"description": self.description})
@@ -64,8 +66,8 @@ class Table:
         return self.columns + ((self.partition,) if self.partition else ())
 
 
-def _c(name: str, type_: pa.DataType, description: str) -> Column:
-    return Column(name, type_, description)
+def _c(name: str, type_: pa.DataType, description: str, default: str | None = None) -> Column:
+    return Column(name, type_, description, default)
 
 
 HUB_IDS = (
@@ -94,6 +96,9 @@ RECORD_ID = _c("record_id", pa.string(), "Identifies one project run record (one
 ITEM_ID = _c("item_id", pa.string(), "Lineage (item) id, `urn:adsk.wipprod:dm.lineage:...`: stable "
              "over versions, renames and moves.")
 VERSION_ID = _c("version_id", pa.string(), "Version id, `urn:adsk.wipprod:fs.file:vf....?version=N`.")
+SOURCE = _c("source", pa.string(), "Where the files come from: `docs` (Autodesk Docs, BIM 360, ACC, "
+           "Fusion Team: the Data Management API) or `vault` (Autodesk Vault). Rows written before "
+           "the column existed read as `docs`.", default="docs")
 VERSION_NUMBER = _c("version_number", pa.int32(), "Autodesk's version number (1, 2, ...). A rename "
                     "is a new version with the same content.")
 
@@ -131,6 +136,7 @@ FILES = Table(
         _c("copied_at", TIMESTAMP, "When the mirror copied this version (or last moved it)."),
         _c("deleted_at", TIMESTAMP, "When the mirror found the item gone from Autodesk."),
         PUBLISHED,
+        SOURCE,
     ),
 )
 
@@ -160,6 +166,7 @@ VERSIONS = Table(
         _c("copied_at", TIMESTAMP, "When the mirror copied it."),
         _c("superseded_at", TIMESTAMP, "When the mirror replaced it with a later version."),
         PUBLISHED,
+        SOURCE,
     ),
 )
 
@@ -181,6 +188,7 @@ FOLDERS = Table(
         _c("files", pa.int64(), "Files mirrored directly in this folder (not deleted)."),
         _c("bytes", pa.int64(), "Bytes of those files."),
         PUBLISHED,
+        SOURCE,
     ),
 )
 
@@ -213,6 +221,7 @@ PROJECTS = Table(
         _c("last_nightly_success_at", TIMESTAMP, "When the latest successful run of any other kind "
            "(the scheduled nightly, a manual trigger, the CLI) finished; null if none."),
         PUBLISHED,
+        SOURCE,
     ),
 )
 
@@ -250,6 +259,7 @@ RUNS = Table(
         _c("errors", pa.list_(pa.string()), "The errors, each saying what failed and why."),
         _c("deletes_refused", pa.string(), "Why the delete policy did not run, when a guard refused."),
         RECORD_ID,
+        SOURCE,
     ),
 )
 
@@ -281,6 +291,7 @@ EVENTS = Table(
         RECORD_ID,
         _c("event_id", pa.string(), "Identifies the event: `<record_id>#<n>`, n its position in the "
            "record. Unique in the table; null in rows written before the column existed."),
+        SOURCE,
     ),
 )
 

@@ -49,7 +49,7 @@ def build_snapshot(manifests: Iterable[Manifest], *, bucket: str, prefix: str, p
     project_runs = dict(project_runs or {})
     for manifest in sorted(manifests, key=lambda m: (m.hub_id, m.project_id)):
         ids = id_columns(manifest.hub_id, manifest.hub_name, manifest.project_id, manifest.project_name)
-        common = {**ids, "catalog_published_at": published_at}
+        common = {**ids, "catalog_published_at": published_at, "source": manifest.source}
         files = _files(manifest, common, bucket)
         versions = [row for entry_id, entry in sorted(manifest.items.items())
                     for row in _versions(entry_id, entry, common)]
@@ -72,7 +72,8 @@ def build_snapshot(manifests: Iterable[Manifest], *, bucket: str, prefix: str, p
     for (hub_id, project_id), run in sorted(project_runs.items()):  # runs, but no manifest yet
         snapshot.projects.append({
             **id_columns(hub_id, run.get("hub_name") or "", project_id, run.get("project_name") or ""),
-            "catalog_published_at": published_at, "s3_bucket": bucket, "files": 0, "bytes": 0,
+            "catalog_published_at": published_at, "source": run.get("source"), "s3_bucket": bucket,
+            "files": 0, "bytes": 0,
             "deleted_files": 0, "skipped_files": 0, "locked_files": 0, "folders": 0, "versions": 0,
             **run})
     return snapshot

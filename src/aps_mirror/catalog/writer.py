@@ -127,6 +127,7 @@ class CatalogWriter:
         for n, event in enumerate(events):
             row = event.to_dict()
             row.update(id_columns(event.hub_id, run.hub_name, event.project_id, run.project_name))
+            row["source"] = run.source
             row["s3_key"], row["previous_s3_key"] = event.key, event.previous_key
             row["record_id"], row["event_id"] = record_id, f"{record_id}#{n}"
             rows.append(row)
@@ -283,7 +284,7 @@ class CatalogWriter:
         for row in previous:
             if row.get("last_run_id"):
                 facts[(row["hub_id"], row["project_id"])] = {
-                    k: row[k] for k in ("hub_name", "project_name", "last_run_id", "last_run_started_at",
+                    k: row[k] for k in ("source", "hub_name", "project_name", "last_run_id", "last_run_started_at",
                                         "last_run_finished_at", "last_run_status", "last_success_at",
                                         "last_error", "last_live_success_at", "last_nightly_success_at")}
         runs = [r for r in runs if r["status"] != "dry_run" and r["finished_at"] is not None]
@@ -295,7 +296,7 @@ class CatalogWriter:
                     fact[kind] = run["finished_at"]
             if fact.get("last_run_finished_at") and fact["last_run_finished_at"] > run["finished_at"]:
                 continue  # the previous snapshot knows a later run
-            fact.update(hub_name=run["hub_name"], project_name=run["project_name"],
+            fact.update(source=run["source"], hub_name=run["hub_name"], project_name=run["project_name"],
                         last_run_id=run["run_id"], last_run_started_at=run["started_at"],
                         last_run_finished_at=run["finished_at"], last_run_status=run["status"],
                         last_error=run["errors"][-1] if run["errors"] else None)

@@ -191,7 +191,8 @@ class MirrorEngine:
                         manifest.project_name, self.config.delete_policy.value, len(gone))
             ref = ProjectRef(hub_id=manifest.hub_id, hub_name=hub_names[manifest.hub_id],
                              project_id=manifest.project_id, project_name=manifest.project_name,
-                             hub_segment=manifest.root_segments[0], project_segment=manifest.root_segments[1])
+                             hub_segment=manifest.root_segments[0], project_segment=manifest.root_segments[1],
+                             source=manifest.source)
             events = ProjectEvents(self.run_id, ref)
             started = now_iso()
             self._apply_deletes(manifest, self.keys_for(ref), gone, result, events)
@@ -409,7 +410,7 @@ class MirrorEngine:
             started_at=started, finished_at=now_iso(), status=status, trigger=self.trigger,
             full_walk=result.full_walk, listing_complete=result.listing_complete,
             api_calls=sum(result.api_calls.values()), api_calls_throttled=throttled,
-            errors=errors, deletes_refused=result.deletes_refused,
+            errors=errors, deletes_refused=result.deletes_refused, source=project.source,
             **result.counters(),
         )
         try:

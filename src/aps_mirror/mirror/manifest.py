@@ -114,11 +114,13 @@ class Manifest:
     # write, cleared by its commit. Still set at the next load, that run died mid-way.
     interrupted_run: str | None = None
     updated_at: str | None = None
+    source: str = "docs"  # the source the project's files come from (ProjectRef.source)
     etag: str | None = field(default=None, repr=False)  # as read; None for a new manifest
 
     def to_json(self) -> bytes:
         body = {
             "format": FORMAT_VERSION,
+            "source": self.source,
             "hub_id": self.hub_id,
             "project_id": self.project_id,
             "project_name": self.project_name,
@@ -162,6 +164,7 @@ class Manifest:
                 unavailable={k: v if isinstance(v, dict) else {"reason": v}
                              for k, v in (body.get("unavailable") or {}).items()},
                 updated_at=body.get("updated_at"),
+                source=body.get("source") or "docs",  # manifests written before sources existed
                 etag=etag,
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -366,7 +369,8 @@ class ManifestStore:
             answer = self.s3.get_object(Bucket=self.bucket, Key=key)
         except self.s3.exceptions.NoSuchKey:
             log.info("no manifest yet for %s: every file will be copied", project.label)
-            return Manifest(project.hub_id, project.project_id, project.project_name, project.hub_name)
+            return Manifest(project.hub_id, project.project_id, project.project_name, project.hub_name,
+                            source=project.source)
         return Manifest.from_json(answer["Body"].read(), f"s3://{self.bucket}/{key}", answer.get("ETag"))
 
     def load_all(self) -> list[Manifest]:

@@ -32,6 +32,7 @@ class ProjectRef:
     # (hub segment, project segment) pairs the project held before a rename moved it: its old
     # objects are removed from there, and nothing else is ever written there.
     former_segments: tuple[tuple[str, str], ...] = ()
+    source: str = "docs"  # the source whose scope this is: docs (Data Management) or vault
 
     @property
     def label(self) -> str:
