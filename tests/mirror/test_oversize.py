@@ -14,6 +14,7 @@ from aps_mirror.catalog import reader
 from aps_mirror.catalog.writer import CatalogWriter
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
 from aps_mirror.mirror.manifest import ManifestStore
+from aps_mirror.mirror.sources.docs import DocsSource
 from aps_mirror.mirror.transfer import (MAX_OBJECT_SIZE, MAX_PARTS, PART_SIZE, NotDownloadable, TIB,
                                         _byte_ranges, _part_size_for, copy_version)
 
@@ -32,9 +33,9 @@ def test_s3s_limits_are_the_documented_ones():
 
 def test_a_version_over_5_tib_is_refused_before_any_request(simulator, aps, s3, bucket):
     remote = add_file(simulator, aps, size=HUGE, name="site scan.rcp")  # resets the request counts
-    assert remote.version.storage_size == HUGE
+    assert remote.version.size == HUGE
     with pytest.raises(NotDownloadable) as refused:
-        copy_version(aps, s3, bucket, "mirror/site scan.rcp", remote)
+        copy_version(DocsSource(aps), s3, bucket, "mirror/site scan.rcp", remote)
     assert str(refused.value) == REASON
     stats = simulator.sim.stats()
     assert sum(stats["requests"].values()) == 0 and stats["downloads"] == 0
@@ -45,9 +46,9 @@ def test_a_version_over_5_tib_is_refused_before_any_request(simulator, aps, s3, 
 def test_a_size_known_only_once_signed_is_refused_before_the_download(simulator, aps, s3, bucket):
     """A listing without storageSize: the signing tells the size, and nothing is fetched."""
     remote = add_file(simulator, aps, size=HUGE, name="site scan.rcp")
-    unsized = dataclasses.replace(remote, version=dataclasses.replace(remote.version, storage_size=None))
+    unsized = dataclasses.replace(remote, version=dataclasses.replace(remote.version, size=None))
     with pytest.raises(NotDownloadable, match="over S3's 5 TiB object limit"):
-        copy_version(aps, s3, bucket, "mirror/site scan.rcp", unsized)
+        copy_version(DocsSource(aps), s3, bucket, "mirror/site scan.rcp", unsized)
     stats = simulator.sim.stats()
     assert {k: v for k, v in stats["requests"].items() if v} == {"signeds3download": 1}
     assert stats["downloads"] == 0

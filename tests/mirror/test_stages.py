@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aps_mirror.aps.models import Item, Version
 from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.mirror.config import MirrorConfig
 from aps_mirror.mirror.keys import (MAX_SEGMENT_BYTES, RESERVED_NAMES, SOURCE_ROOTS, ProjectKeys,
@@ -25,30 +24,27 @@ from aps_mirror.mirror.keys import (MAX_SEGMENT_BYTES, RESERVED_NAMES, SOURCE_RO
 from aps_mirror.mirror.manifest import Manifest, ManifestEntry
 from aps_mirror.mirror.plan import ActionKind, decide, plan
 from aps_mirror.mirror.selection import is_selected
-from aps_mirror.mirror.walk import Listing, ProjectRef, RemoteFile, list_projects, walk_project
+from aps_mirror.mirror.sources.records import FileVersion, Listing, ProjectRef, RemoteFile
+from aps_mirror.mirror.walk import list_projects, walk_project
 from aps_mirror.simulator import Simulator, SimulatorServer
 from tests.conftest import FAST_RETRY, connection_for
 
 PREFIX = "mirror"
-STORED = "urn:adsk.objects:os.object:wip.dm.prod/{}.bin"
 
 
 # -- values built by hand ------------------------------------------------------------------
 
-def version(version_id: str, number: int, name: str = "Plan.dwg", size: int | None = 100) -> Version:
-    return Version(id=version_id, name=name, version_number=number, storage_size=size,
-                   storage_urn=STORED.format(version_id), file_type=name.rpartition(".")[2] or None,
-                   last_modified=datetime(2024, 3, number, tzinfo=timezone.utc),
-                   extension_type="versions:autodesk.bim360:File")
+def version(version_id: str, number: int, name: str = "Plan.dwg", size: int | None = 100) -> FileVersion:
+    return FileVersion(id=version_id, version_number=number, name=name, size=size,
+                       file_type=name.rpartition(".")[2] or None,
+                       modified_at=datetime(2024, 3, number, tzinfo=timezone.utc))
 
 
 def remote(item_id: str = "item-1", version_id: str = "v1", number: int = 1, name: str = "Plan.dwg",
            folders: tuple[str, ...] = ("Project Files",), folder_id: str = "folder-1",
            size: int | None = 100) -> RemoteFile:
-    tip = version(version_id, number, name, size)
-    item = Item(item_id, name, hidden=False, reserved=False, extension_type="items:autodesk.bim360:File",
-                tip_version_id=version_id, tip=tip)
-    return RemoteFile(item, tip, folders, folders, safe_segment(name), folder_id)
+    return RemoteFile(item_id, version(version_id, number, name, size), folders, folders, safe_segment(name),
+                      folder_id)
 
 
 def entry(version_id: str = "v1", number: int = 1, key: str = "mirror/h/p/Project Files/Plan.dwg",
@@ -89,7 +85,7 @@ def test_decide_every_branch_with_its_reason(listed, held, key, kind, reason, re
     if kind is not ActionKind.SKIP:  # recording it journals the place it makes stale, if any
         manifest = project_manifest()
         if held is not None:
-            manifest.items[listed.item.id] = held
+            manifest.items[listed.item_id] = held
         manifest.record_copy(listed, key, 100, None)
         assert manifest.pending_deletes == ([replaces] if replaces else [])
 
@@ -106,7 +102,7 @@ def test_plan_decides_each_file_by_its_own_key_and_entry_and_logs_why(caplog):
                "bumped": entry("b1", 1, key="k/bumped"), "not-listed": entry("x1", key="k/x")}
     with caplog.at_level(logging.DEBUG, logger="aps_mirror.mirror.plan"):
         actions = plan(files, keys, entries)
-    assert [(a.remote.item.id, a.kind, a.key) for a in actions] == [
+    assert [(a.remote.item_id, a.kind, a.key) for a in actions] == [
         ("new", ActionKind.COPY, "k/new"), ("same", ActionKind.SKIP, "k/same"),
         ("moved", ActionKind.SERVER_COPY, "k/moved-here"), ("bumped", ActionKind.COPY, "k/bumped")]
     assert [r.getMessage() for r in caplog.records] == [
@@ -134,7 +130,7 @@ def mirror_of(listing: Listing, project: ProjectRef) -> Manifest:
     manifest = Manifest(project.hub_id, project.project_id, project.project_name, project.hub_name)
     for listed in listing.files:
         manifest.record_copy(listed, keys_of(project).file_key(listed.folder_segments, listed.name_segment),
-                             listed.version.storage_size or 0, None)
+                             listed.version.size or 0, None)
     manifest.record_walk(listing, project, set(), True, "selection")
     return manifest
 
@@ -166,7 +162,7 @@ def test_a_first_walk_lists_each_selected_folder_once_and_every_visible_file(sim
     listing = walk_project(aps, riverside)
     folders = visible_folders(sim, "Riverside Tower", "Project Files")
     truth = {f.item_id: f for f in sim.iter_files() if f.project == "Riverside Tower" and f.path[0] == "Project Files"}
-    assert {f.item.id: (f.folder_names, f.version.id) for f in listing.files} == \
+    assert {f.item_id: (f.folder_names, f.version.id) for f in listing.files} == \
         {i: (f.path, f.tip.id) for i, f in truth.items()}
     assert listing.full_walk and listing.complete and not listing.pruned and not listing.unavailable
     assert {w.names: w.id for w in listing.folders.values()} == folders
@@ -176,7 +172,7 @@ def test_a_first_walk_lists_each_selected_folder_once_and_every_visible_file(sim
     deleted = [f.item_id for f in sim.iter_files(include_deleted=True)
                if f.project == "Riverside Tower" and f.item_id not in truth and f.path[0] == "Project Files"]
     assert deleted, "the demo seed has a deleted file in Project Files"
-    assert not set(deleted) & ({f.item.id for f in listing.files} | {i.id for i, _ in listing.unavailable})
+    assert not set(deleted) & ({f.item_id for f in listing.files} | {u.item_id for u in listing.unavailable})
 
 
 def test_an_unchanged_project_costs_one_call(simulator, aps, riverside):
@@ -206,10 +202,10 @@ def test_a_change_deep_down_lists_only_the_path_to_it(simulator, aps, riverside)
     assert listing.pruned == {fid for p, fid in folders.items() if p[:-1] in prefixes and p not in prefixes}
     assert len(listing.pruned) == 3  # Architecture, MEP, Site Photos; Details below is not reached
     listed_before = {i for i, e in manifest.items.items() if e.folder_id in on_path}
-    assert {f.item.id for f in listing.files} == listed_before | {new_id}
+    assert {f.item_id for f in listing.files} == listed_before | {new_id}
     covered = manifest.covered_items(listing)
     assert covered == {i for i, e in manifest.items.items() if e.folder_id not in on_path}
-    assert covered | {f.item.id for f in listing.files} == set(manifest.items) | {new_id}
+    assert covered | {f.item_id for f in listing.files} == set(manifest.items) | {new_id}
     assert manifest.gone_items(listing, covered) == []
 
 
@@ -241,11 +237,11 @@ def test_a_renamed_folder_is_listed_again_down_to_its_unchanged_subfolders(simul
     assert details not in listing.pruned
     assert listing.folders[details].segments == ("Project Files", "Architecture (old)", "Details")
     below = {i for i, e in manifest.items.items() if e.source_path.startswith("Project Files/Architecture/")}
-    moved = [f for f in listing.files if f.item.id in below]
+    moved = [f for f in listing.files if f.item_id in below]
     assert len(moved) == len(below) > 0
     assert all(f.folder_segments[:2] == ("Project Files", "Architecture (old)") for f in moved)
-    keys = {f.item.id: keys_of(riverside).file_key(f.folder_segments, f.name_segment) for f in moved}
-    assert {a.remote.item.id for a in plan(moved, keys, manifest.items) if a.kind is ActionKind.SERVER_COPY} == below
+    keys = {f.item_id: keys_of(riverside).file_key(f.folder_segments, f.name_segment) for f in moved}
+    assert {a.remote.item_id for a in plan(moved, keys, manifest.items) if a.kind is ActionKind.SERVER_COPY} == below
 
 
 def test_rechecked_folders_are_listed_again_and_nothing_else(simulator, aps, riverside):
@@ -343,13 +339,15 @@ def test_hidden_and_system_folders_are_not_walked_and_unavailable_items_say_why(
     skipped = {f.id for f in tops.values() if f.hidden or f.system}
     assert listing.unwalked_tops == skipped
     assert not skipped & set(listing.folders)
-    assert {f.item.id for f in listing.files} == {f.item_id for f in sim.iter_files() if f.project == "Riverside Tower"}
+    assert {f.item_id for f in listing.files} == {f.item_id for f in sim.iter_files() if f.project == "Riverside Tower"}
     assert {f.folder_names[0] for f in listing.files} == {"Project Files", "Plans"}
 
     central = next(i for i in tops["Project Files"].items if i.display_name == "Riverside Central.rvt")
-    assert [(i.id, reason) for i, reason in listing.unavailable] == [
-        (central.id, "its tip version has no stored file (still processing, or a cloud model)")]
-    assert listing.unavailable_at[central.id] == (tops["Project Files"].id, ("Project Files",))
+    assert [(u.item_id, u.reason, u.folder_id, u.folder_names) for u in listing.unavailable] == [
+        (central.id, "its tip version has no stored file (still processing, or a cloud model)",
+         tops["Project Files"].id, ("Project Files",))]
+    [missing] = listing.unavailable
+    assert missing.source_path == "Project Files/Riverside Central.rvt" and not missing.version.stored
 
 
 # -- the key space: one collision rule -------------------------------------------------------

@@ -13,8 +13,10 @@ import moto.s3.models
 import pytest
 
 from aps_mirror.errors import ApiError, TransferError
+from aps_mirror.mirror.sources.docs import DocsSource
+from aps_mirror.mirror.sources.records import RemoteFile
 from aps_mirror.mirror.transfer import PART_ATTEMPTS, copy_version
-from aps_mirror.mirror.walk import RemoteFile
+from aps_mirror.mirror.walk import file_version
 
 MIB = 1024 * 1024
 PART = MIB
@@ -53,7 +55,7 @@ def add_file(simulator, aps, size: int = SIZE, name: str = "big model.rvt") -> R
     item_id = sim.add_file(project_id, folder_id, name, size=size)
     item = next(i for i in aps.folder_contents(project_id, folder_id) if i.id == item_id)
     sim.reset_stats()  # count only the transfer's requests
-    return RemoteFile(item, item.tip, tuple(some.path), tuple(some.path), name, folder_id)
+    return RemoteFile(item.id, file_version(item.tip), tuple(some.path), tuple(some.path), name, folder_id)
 
 
 def downloads(simulator) -> list[dict]:
@@ -76,7 +78,7 @@ def assert_exact_copy(simulator, s3, bucket, remote: RemoteFile, key: str = KEY)
 def test_a_big_file_goes_as_parallel_ranged_parts(simulator, aps, s3, bucket):
     remote = add_file(simulator, aps)
     progress = Progress()
-    done = copy_version(aps, s3, bucket, KEY, remote, on_bytes=progress, **RANGED)
+    done = copy_version(DocsSource(aps), s3, bucket, KEY, remote, on_bytes=progress, **RANGED)
 
     assert (done.size, done.sha1) == (SIZE, simulator.sim.sha1(remote.version.id))
     assert_exact_copy(simulator, s3, bucket, remote)
@@ -88,7 +90,7 @@ def test_a_big_file_goes_as_parallel_ranged_parts(simulator, aps, s3, bucket):
 
 def test_a_file_below_the_threshold_streams_in_one_get(simulator, aps, s3, bucket):
     remote = add_file(simulator, aps)
-    copy_version(aps, s3, bucket, KEY, remote, ranged_threshold=SIZE + 1, part_size=PART)
+    copy_version(DocsSource(aps), s3, bucket, KEY, remote, ranged_threshold=SIZE + 1, part_size=PART)
     assert_exact_copy(simulator, s3, bucket, remote)
     assert [r["status"] for r in downloads(simulator)] == [200]
 
@@ -105,7 +107,7 @@ def test_a_signed_url_expiring_mid_copy_is_signed_again_once(simulator, aps, s3,
             simulator.sim.advance_clock(11 * 60)  # past the 10-minute URL: later ranges get 403
 
     # Two in flight: parts 3 and 4 start after the expiry, with the first URL or the new one.
-    copy_version(aps, s3, bucket, KEY, remote, on_bytes=expire_once_bytes_flow, parts_in_flight=2, **RANGED)
+    copy_version(DocsSource(aps), s3, bucket, KEY, remote, on_bytes=expire_once_bytes_flow, parts_in_flight=2, **RANGED)
 
     assert_exact_copy(simulator, s3, bucket, remote)
     statuses = [r["status"] for r in downloads(simulator)]
@@ -121,7 +123,7 @@ def test_failed_parts_are_fetched_again_alone(simulator, aps, s3, bucket):
     sim.inject_fault("download", kind="truncate", fraction=0.5)  # half the range, then closed
     remote = add_file(simulator, aps)
     progress = Progress()
-    copy_version(aps, s3, bucket, KEY, remote, on_bytes=progress, **RANGED)
+    copy_version(DocsSource(aps), s3, bucket, KEY, remote, on_bytes=progress, **RANGED)
 
     assert_exact_copy(simulator, s3, bucket, remote)
     statuses = [r["status"] for r in downloads(simulator)]
@@ -150,7 +152,7 @@ def test_an_unrecoverable_failure_leaves_no_object_and_no_upload(simulator, aps,
         sim.inject_fault("download", kind="range403", count=None)
     expected_error = ApiError if fault.startswith("404") else TransferError
     with pytest.raises(expected_error):
-        copy_version(aps, s3, bucket, KEY, remote, on_bytes=break_once_bytes_flow, parts_in_flight=2,
+        copy_version(DocsSource(aps), s3, bucket, KEY, remote, on_bytes=break_once_bytes_flow, parts_in_flight=2,
                      **RANGED)
 
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
@@ -164,7 +166,7 @@ def test_a_server_ignoring_range_falls_back_to_streaming(simulator, aps, s3, buc
     simulator.sim.honor_range = False  # answers every Range with 200 and the whole body
     remote = add_file(simulator, aps)
     progress = Progress()
-    copy_version(aps, s3, bucket, KEY, remote, on_bytes=progress, **RANGED)
+    copy_version(DocsSource(aps), s3, bucket, KEY, remote, on_bytes=progress, **RANGED)
 
     assert_exact_copy(simulator, s3, bucket, remote)
     statuses = [r["status"] for r in downloads(simulator)]

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from urllib.parse import unquote
 
 from aps_mirror.mirror.keys import ProjectKeys
-from aps_mirror.mirror.walk import RemoteFile
+from aps_mirror.mirror.sources.records import RemoteFile
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ class StrayObject:
 
     def holds(self, remote: RemoteFile) -> bool:
         """Whether it proves to hold this item's listed version, byte count included."""
-        expected = remote.version.storage_size
-        return (self.item_id == remote.item.id and self.version_id == remote.version.id
+        expected = remote.version.size
+        return (self.item_id == remote.item_id and self.version_id == remote.version.id
                 and (expected is None or expected == self.size))
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
 from aps_mirror.mirror.protection import ObjectProtection
 from aps_mirror.mirror.selection import is_selected
-from aps_mirror.mirror.walk import RemoteFile
+from aps_mirror.mirror.sources.records import RemoteFile
 
 # Stands for an empty `top_folders` in `MirrorConfig.selection`: before it, empty meant every
 # top folder, so manifests of that time get a full walk once.
@@ -103,5 +103,5 @@ class MirrorConfig:
             return False
         if extension and extension in {e.lstrip(".").casefold() for e in self.exclude_extensions}:
             return False
-        size = remote.version.storage_size or 0
+        size = remote.version.size or 0
         return self.max_file_size is None or size <= self.max_file_size

@@ -1,7 +1,9 @@
-"""The sync engine: list -> plan -> transfer -> commit, one project at a time.
+"""The sync engine: list -> plan -> transfer -> commit, one project (scope) at a time.
 
 Knows nothing of Airflow or the CLI; both drive it the same way:
 `MirrorEngine(client, s3, config).list_projects()` then `.sync_project(ref)` for each.
+What it mirrors comes from its sources (`sources.Source`: an APS client stands for the Autodesk
+Docs source), through their neutral records only.
 Every key it writes or deletes comes from the project's `ProjectKeys` and is checked there.
 """
 
@@ -13,13 +15,11 @@ from concurrent.futures import as_completed
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
-from aps_mirror.aps.client import ApsClient
-from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.catalog.records import CatalogEvent, CatalogSink, EventAction, ProjectRun
+from aps_mirror.errors import ConfigError, s3_write
 from aps_mirror.mirror.adoption import Strays
-from aps_mirror.errors import s3_write
 from aps_mirror.mirror.config import MirrorConfig
 from aps_mirror.mirror.events import DELETE_REASONS, ProjectEvents, event_action
 from aps_mirror.mirror.keys import VERSIONS_DIR, KeySpaceViolation, ProjectKeys
@@ -30,10 +30,15 @@ from aps_mirror.mirror.plan import Action, ActionKind, DeletePolicy, plan
 from aps_mirror.mirror.progress import Progress, ProgressListener, human_bytes
 from aps_mirror.mirror.protection import copy_args, retained_until, tagging
 from aps_mirror.mirror.results import Counts, ProjectResult, RunSummary
+from aps_mirror.mirror.sources import Source
+from aps_mirror.mirror.sources.docs import DocsSource
+from aps_mirror.mirror.sources.records import ProjectRef
 from aps_mirror.mirror.transfer import NotDownloadable, Transferred, copy_version, server_side_copy
 from aps_mirror.mirror.versions import VersionKeeper
-from aps_mirror.mirror.walk import ProjectRef, list_projects, root_rollup, walk_project
 from aps_mirror.threads import ContextThreadPool
+
+if TYPE_CHECKING:
+    from aps_mirror.aps.client import ApsClient
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +47,11 @@ __all__ = ["Counts", "MirrorConfig", "MirrorEngine", "ProjectRef", "ProjectResul
 
 
 class MirrorEngine:
-    def __init__(self, client: ApsClient, s3: Any, config: MirrorConfig, *,
+    def __init__(self, sources: Source | Mapping[str, Source] | ApsClient, s3: Any, config: MirrorConfig, *,
                  catalog: CatalogSink | None = None, run_id: str | None = None,
                  trigger: str = "cli", progress_listeners: Iterable[ProgressListener] = ()) -> None:
-        self.client = client
+        # Source name -> source: each scope is listed, walked and downloaded by its own.
+        self.sources = _sources_by_name(sources)
         self.progress_listeners = tuple(progress_listeners)  # e.g. the CLI's progress bars
         self.config = config
         self.s3 = config.protection.install(s3)  # every request of the run carries the protection
@@ -96,7 +102,7 @@ class MirrorEngine:
             self.lease.check()
 
     def list_projects(self) -> list[ProjectRef]:
-        """The projects the hub and project filters select, with the key segments they hold.
+        """The projects (scopes) each source's filters select, with the key segments they hold.
 
         The prefix's record (`_aps_mirror/mirror.json`) must belong to this account (else a
         ConfigError, unless `allow_other_account`); it pins every hub's and project's segment,
@@ -107,21 +113,10 @@ class MirrorEngine:
 
     def _list_projects(self) -> list[ProjectRef]:
         config = self.config
-        hubs = self.client.hubs()
         for attempt in range(3):
             record = MirrorRecord.load(self.s3, config.bucket, config.prefix)
-            record.claim({h.id: h.name for h in hubs}, self.client.transport.connection.client_id,
-                         config.allow_other_account)
-            held_hubs, held_projects = self._held_root_segments(record)
-            reserved: dict[str | None, set[str]] = {None: record.taken_segments("hub")}
-            reserved.update({h.id: record.taken_segments("project", h.id) for h in hubs})
-            refs = list_projects(self.client, config.project_filter, exclude_projects=config.exclude_projects,
-                                 hub_filter=config.hub_filter, exclude_hubs=config.exclude_hubs,
-                                 held_hubs=held_hubs, held_projects=held_projects, reserved=reserved, hubs=hubs)
-            for ref in refs:
-                record.assign("hub", ref.hub_id, ref.hub_segment, name=ref.hub_name)
-                record.assign("project", ref.project_id, ref.project_segment, name=ref.project_name,
-                              hub_id=ref.hub_id)
+            refs = [ref for source in self.sources.values()
+                    for ref in source.list_scopes(config, record, self.manifests)]
             if config.dry_run:
                 break
             try:
@@ -135,20 +130,13 @@ class MirrorEngine:
             for project in [ref.project_segment, *record.former_segments("project", ref.project_id)]
             if (hub, project) != (ref.hub_segment, ref.project_segment))) for ref in refs]
 
-    def _held_root_segments(self, record: MirrorRecord) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-        """Hub and project segments held: as the record pins them; for a mirror made before the
-        record existed, as its manifests hold them (read once, then recorded)."""
-        hubs = record.held("hub")
-        projects: dict[str, dict[str, str]] = {}
-        for project_id, entry in record.projects.items():
-            projects.setdefault(entry["hub_id"], {})[project_id] = entry["segment"]
-        if not record.exists:
-            for manifest in self.manifests.load_all():
-                if len(manifest.root_segments) == 2:
-                    hubs.setdefault(manifest.hub_id, manifest.root_segments[0])
-                    projects.setdefault(manifest.hub_id, {}).setdefault(manifest.project_id,
-                                                                        manifest.root_segments[1])
-        return hubs, projects
+    def _source(self, scope: ProjectRef) -> Source:
+        """The source that lists and serves `scope`."""
+        try:
+            return self.sources[scope.source]
+        except KeyError:
+            raise ConfigError(f"{scope.label} comes from source {scope.source!r}, which this run does not "
+                              f"have (it has {', '.join(sorted(self.sources))})") from None
 
     def keys_for(self, project: ProjectRef) -> ProjectKeys:
         return ProjectKeys(self.config.prefix, project.hub_segment, project.project_segment,
@@ -219,7 +207,7 @@ class MirrorEngine:
 
         Each result says why in `needs_walk`; a project that needs none is done: its result (and
         its `unchanged` run record in the catalog) is its whole night. Many projects are checked
-        at once, all drawing on the client's shared rate budget.
+        at once, all drawing on their source's shared rate budget.
         """
         with self._leased():
             return self._each(projects, self.scan_project, parallel)
@@ -256,12 +244,11 @@ class MirrorEngine:
         manifest = self.manifests.load(project)
         result = ProjectResult(project=project.label, hub_id=project.hub_id,
                                project_id=project.project_id, dry_run=self.config.dry_run)
-        with self.client.transport.counter.tally() as calls:
+        source = self._source(project)
+        with source.count_calls() as calls:
             result.needs_walk = self._walk_due(manifest, project)
-            if result.needs_walk is None:
-                rollup = root_rollup(self.client, project)
-                if rollup is None or rollup != parse_timestamp(manifest.root_rollup):
-                    result.needs_walk = "changed since the last run"
+            if result.needs_walk is None and source.may_have_changed(project, manifest):
+                result.needs_walk = "changed since the last run"
         result.api_calls = calls.snapshot()
         if result.needs_walk is None:
             result.files_skipped = sum(1 for e in manifest.items.values() if not e.deleted_at)
@@ -296,7 +283,7 @@ class MirrorEngine:
         started = now_iso()
         events = ProjectEvents(self.run_id, project)
         failure: Exception | None = None
-        with self.client.transport.counter.tally() as calls:  # this project's, whatever thread sends
+        with self._source(project).count_calls() as calls:  # this project's, whatever thread sends
             try:
                 with self._leased(), tagging(project.hub_id, project.project_id):
                     self._sync(project, result, events)
@@ -323,8 +310,8 @@ class MirrorEngine:
             self._abort_stale_uploads(keys, started)
         # After an interrupted run every item is listed, so whatever it copied can be adopted.
         full_walk = self._full_walk_due(manifest, project) or bool(manifest.interrupted_run)
-        listing = walk_project(self.client, project, manifest, parse_timestamp(manifest.root_rollup),
-                               full_walk=full_walk, top_folders=self.config.top_folders)
+        listing = self._source(project).walk(project, manifest, full_walk=full_walk,
+                                             top_folders=self.config.top_folders)
         excluded = [f for f in listing.files if not self.config.selects(f)]
         if excluded:
             listing.files = [f for f in listing.files if self.config.selects(f)]
@@ -333,14 +320,14 @@ class MirrorEngine:
         result.listing_complete = listing.complete
         result.errors += listing.errors
         result.folders_listed = listing.folders_listed
-        covered = manifest.covered_items(listing) | {f.item.id for f in excluded}
+        covered = manifest.covered_items(listing) | {f.item_id for f in excluded}
         result.folders_pruned = len(manifest.subtree(listing.pruned)) if listing.pruned else 0
         result.files_listed = len(listing.files) + len(listing.unavailable) + len(excluded)
         result.files_unavailable = len(listing.unavailable)
-        for item, reason in listing.unavailable:
-            log.info("not downloadable: %s (%s)", item.name, reason)
+        for missing in listing.unavailable:
+            log.info("not downloadable: %s (%s)", missing.name, missing.reason)
 
-        actions = plan(listing.files, {f.item.id: keys.file_key(f.folder_segments, f.name_segment)
+        actions = plan(listing.files, {f.item_id: keys.file_key(f.folder_segments, f.name_segment)
                                        for f in listing.files}, manifest.items)
         _check_distinct_keys(manifest, actions, keys)
         work = [a for a in actions if a.kind is not ActionKind.SKIP]
@@ -373,17 +360,17 @@ class MirrorEngine:
         work = self._adopt(strays, work, manifest, result, events)
         manifest.pending_deletes += strays.leftovers()  # unclaimed: removed after the commit
         retry_later = self._execute(project, keys, work, manifest, result, events)
-        for item, reason in listing.unavailable:
-            retry_later.add(item.id)
-            folder_id, names = listing.unavailable_at.get(item.id, (None, ()))
-            manifest.mark_unavailable(item.id, reason, "/".join([*names, item.name]), item.tip, folder_id)
-            events.add(EventAction.UNAVAILABLE, item.id, manifest.unavailable[item.id]["source_path"],
-                       reason=reason, version=item.tip)
+        for missing in listing.unavailable:
+            retry_later.add(missing.item_id)
+            manifest.mark_unavailable(missing.item_id, missing.reason, missing.source_path, missing.version,
+                                      missing.folder_id)
+            events.add(EventAction.UNAVAILABLE, missing.item_id, missing.source_path, reason=missing.reason,
+                       version=missing.version)
         if listing.full_walk and listing.complete:  # a full walk saw every selected item
-            manifest.forget_unavailable({f.item.id for f in listing.files} | {i.id for i, _ in listing.unavailable})
+            manifest.forget_unavailable({f.item_id for f in listing.files} | {u.item_id for u in listing.unavailable})
         self._apply_deletes(manifest, keys, gone, result, events)
         # Folders to list again next run: where something failed, or deletes waited.
-        folder_of = {f.item.id: f.folder_id for f in listing.files}
+        folder_of = {f.item_id: f.folder_id for f in listing.files}
         recheck = {folder_of[i] for i in retry_later if folder_of.get(i)}
         if result.deletes_refused:
             recheck |= {manifest.items[i].folder_id for i in gone if manifest.items[i].folder_id}
@@ -445,17 +432,18 @@ class MirrorEngine:
             return retry_later
         progress = Progress(project.label, len(work), sum(a.size for a in work), listeners=self.progress_listeners)
         owners = {key: ids[0] for key, ids in manifest.key_owners().items()}
-        keeper = VersionKeeper(self.client, self.s3, self.config.bucket, project.project_id, keys, owners)
+        source = self._source(project)
+        keeper = VersionKeeper(source, self.s3, self.config.bucket, project, keys, owners)
         checkpoint = _Checkpoint()
         with ContextThreadPool(max_workers=self.config.workers, thread_name_prefix="aps-mirror-copy") as pool:
-            futures = {pool.submit(self._run_action, keys, keeper, a, progress): a for a in work}
+            futures = {pool.submit(self._run_action, source, keys, keeper, a, progress): a for a in work}
             for future in as_completed(futures):
                 if checkpoint.due():  # what is recorded so far survives a kill
                     self._check_lease()
                     self.manifests.save(manifest)
                     checkpoint.saved()
                 action = futures[future]
-                item_id = action.remote.item.id
+                item_id = action.remote.item_id
                 try:
                     transferred, kept = future.result()
                 except NotDownloadable as exc:
@@ -502,7 +490,7 @@ class MirrorEngine:
         progress.finish()
         return retry_later
 
-    def _run_action(self, keys: ProjectKeys, keeper: VersionKeeper, action: Action,
+    def _run_action(self, source: Source, keys: ProjectKeys, keeper: VersionKeeper, action: Action,
                     progress: Progress) -> tuple[Transferred, dict[str, dict[str, Any]]]:
         """Do one action; with versions=all also keep earlier versions (version id -> record)."""
         previous = action.previous
@@ -525,7 +513,7 @@ class MirrorEngine:
         mirrored = None
         if previous is not None and not previous.deleted_at and previous.sha1:
             mirrored = (keys.check_own(previous.key), previous.size, previous.sha1)
-        transferred = copy_version(self.client, self.s3, self.config.bucket, keys.check(action.key),
+        transferred = copy_version(source, self.s3, self.config.bucket, keys.check(action.key),
                                    action.remote, on_bytes=progress.add_bytes, mirrored=mirrored)
         if keep_all:
             kept.update(keeper.fetch_earlier(action.remote, previous, set(kept)))
@@ -629,7 +617,7 @@ class MirrorEngine:
                 # versions=all fetches its earlier versions on the next run (KEEP_VERSIONS).
                 manifest.record_copy(action.remote, action.key, stray.size, stray.sha1)
                 result.files_skipped += 1
-                events.add(EventAction.COPIED, action.remote.item.id, action.remote.source_path, key=action.key,
+                events.add(EventAction.COPIED, action.remote.item_id, action.remote.source_path, key=action.key,
                            version=action.remote.version, size=stray.size,
                            reason="adopted: copied by an interrupted run, which did not record it")
             else:
@@ -680,7 +668,7 @@ CHECKPOINT_SECONDS = 60.0
 def _check_distinct_keys(manifest: Manifest, actions: list[Action], keys: ProjectKeys) -> None:
     """The last line of defence: no two items may end up holding one key. Nothing is written
     when the plan would break that (a bug in the key space, or a damaged manifest)."""
-    planned = {a.remote.item.id: a.key for a in actions}
+    planned = {a.remote.item_id: a.key for a in actions}
     holders: dict[str, set[str]] = {}
     for item_id, entry in manifest.items.items():
         for key in [planned.pop(item_id, entry.key)] + entry.held_keys()[1:]:
@@ -692,3 +680,15 @@ def _check_distinct_keys(manifest: Manifest, actions: list[Action], keys: Projec
         key, ids = next(iter(sorted(shared.items())))
         raise KeySpaceViolation(f"{len(shared)} key(s) would be shared by two items (first: {key!r}, "
                                 f"items {sorted(ids)}); nothing was written. Report this as a bug.")
+
+
+def _sources_by_name(given: Source | Mapping[str, Source] | ApsClient) -> dict[str, Source]:
+    """The run's sources by name: as given, or one, or the Docs source of an APS client."""
+    if isinstance(given, Mapping):
+        sources = dict(given)
+        for name, source in sources.items():
+            if source.name != name:
+                raise ValueError(f"source {source.name!r} given under the name {name!r}")
+        return sources
+    source = given if isinstance(given, Source) else DocsSource(given)
+    return {source.name: source}

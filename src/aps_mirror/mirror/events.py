@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from aps_mirror.aps.models import Version
 from aps_mirror.catalog.records import CatalogEvent, EventAction
 from aps_mirror.mirror.manifest import now_iso
 from aps_mirror.mirror.plan import Action, DeletePolicy
+from aps_mirror.mirror.sources.records import FileVersion, ProjectRef
 from aps_mirror.mirror.transfer import Transferred
-from aps_mirror.mirror.walk import ProjectRef
 
 DELETE_REASONS = {
     DeletePolicy.KEEP: "no longer in Autodesk; policy keep: marked deleted, the object stays",
@@ -25,7 +24,7 @@ class ProjectEvents:
         self.rows: list[CatalogEvent] = []
 
     def add(self, action: str, item_id: str, path: str, *, key: str | None = None,
-            previous_key: str | None = None, version: Version | None = None,
+            previous_key: str | None = None, version: FileVersion | None = None,
             version_id: str | None = None, version_number: int | None = None,
             size: int | None = None, reason: str | None = None) -> None:
         self.rows.append(CatalogEvent(
@@ -34,7 +33,7 @@ class ProjectEvents:
             key=key, previous_key=previous_key,
             version_id=version.id if version else version_id,
             version_number=version.version_number if version else version_number,
-            size=size if size is not None else (version.storage_size if version else None),
+            size=size if size is not None else (version.size if version else None),
             reason=reason))
 
 

@@ -20,11 +20,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aps_mirror.aps.models import Version
 from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.errors import ApsMirrorError, ConfigError, s3_write
 from aps_mirror.mirror.keys import META_DIR, meta_prefix, safe_segment
-from aps_mirror.mirror.walk import Listing, ProjectRef, RemoteFile
+from aps_mirror.mirror.sources.records import FileVersion, Listing, ProjectRef, RemoteFile
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +72,15 @@ class ManifestEntry:
         return [self.key] + [h["kept_key"] for h in self.history if h.get("kept_key")]
 
     def refresh_metadata(self, remote: RemoteFile) -> None:
-        """Autodesk's metadata of an unchanged version can still change (a lock); keep it current."""
-        item, version = remote.item, remote.version
+        """The source's metadata of an unchanged version can still change (a lock); keep it current."""
+        version = remote.version
         self.name = version.name
         self.file_type = version.file_type
-        self.created_at = _iso(item.create_time) or self.created_at
-        self.created_by = item.create_user or self.created_by
-        self.modified_at = _iso(version.last_modified or version.create_time) or self.modified_at
-        self.modified_by = version.last_modified_user or version.create_user or self.modified_by
-        self.reserved = item.reserved
+        self.created_at = _iso(remote.created_at) or self.created_at
+        self.created_by = remote.created_by or self.created_by
+        self.modified_at = _iso(version.modified_at or version.created_at) or self.modified_at
+        self.modified_by = version.modified_by or version.created_by or self.modified_by
+        self.reserved = remote.locked
 
 
 @dataclass
@@ -235,7 +234,7 @@ class Manifest:
         """Mirrored items that a complete walk proved are no longer in Autodesk."""
         if listing.project_unchanged or not listing.complete:
             return []
-        seen = {f.item.id for f in listing.files} | {i.id for i, _ in listing.unavailable}
+        seen = {f.item_id for f in listing.files} | {u.item_id for u in listing.unavailable}
         return sorted(i for i, e in self.items.items() if i not in seen and i not in covered and not e.deleted_at)
 
     def record_walk(self, listing: Listing, project: ProjectRef, recheck: set[str], clean: bool,
@@ -275,7 +274,7 @@ class Manifest:
             self.last_full_walk = now_iso()
 
     # -- items ------------------------------------------------------------------------------
-    def mark_unavailable(self, item_id: str, reason: str, source_path: str, version: Version | None,
+    def mark_unavailable(self, item_id: str, reason: str, source_path: str, version: FileVersion | None,
                          folder_id: str | None = None) -> None:
         """Record why an item is not mirrored (kept until it is, or is gone), and since when."""
         before = self.unavailable.get(item_id) or {}
@@ -295,7 +294,7 @@ class Manifest:
                     kept: dict[str, dict[str, Any]] | None = None, versions_kept: bool = False) -> ManifestEntry:
         """Record the version just mirrored at `key`; the one it replaces goes to history, with
         the key versions=all kept it at (`kept`: version id -> fields of its history record)."""
-        item_id = remote.item.id
+        item_id = remote.item_id
         previous = self.items.get(item_id)
         entry = ManifestEntry(version_id=remote.version.id, version_number=remote.version.version_number,
                               key=key, size=size, source_path=remote.source_path, sha1=sha1 or None,

@@ -8,13 +8,13 @@ from enum import Enum
 
 from aps_mirror.errors import ConfigError
 from aps_mirror.mirror.manifest import ManifestEntry
-from aps_mirror.mirror.walk import RemoteFile
+from aps_mirror.mirror.sources.records import RemoteFile
 
 log = logging.getLogger(__name__)
 
 
 class ActionKind(str, Enum):
-    COPY = "copy"  # download from Autodesk, upload to S3 (unless the bytes are already mirrored)
+    COPY = "copy"  # download from the source, upload to S3 (unless the bytes are already mirrored)
     SERVER_COPY = "server_copy"  # same version already mirrored at another key (rename/move)
     SKIP = "skip"  # the mirror already holds this version at this key
     KEEP_VERSIONS = "keep_versions"  # versions=all: fetch earlier versions of an unchanged item
@@ -31,7 +31,7 @@ class Action:
 
     @property
     def size(self) -> int:
-        return self.remote.version.storage_size or 0
+        return self.remote.version.size or 0
 
 
 def decide(remote: RemoteFile, key: str, entry: ManifestEntry | None) -> Action:
@@ -52,7 +52,7 @@ def plan(files: list[RemoteFile], keys: dict[str, str],
     """Decide every file of a listing; `keys` maps item id to its S3 key."""
     actions = []
     for remote in files:
-        action = decide(remote, keys[remote.item.id], entries.get(remote.item.id))
+        action = decide(remote, keys[remote.item_id], entries.get(remote.item_id))
         log.debug("%s %s: %s", action.kind.value, action.key, action.reason)
         actions.append(action)
     return actions

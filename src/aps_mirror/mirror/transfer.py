@@ -1,10 +1,10 @@
-"""Transferring: stream one version from its signed URL into S3 with bounded memory.
+"""Transferring: stream one version from its source (Docs: a signed URL) into S3 with bounded memory.
 
 Small files go up in one PUT; larger ones as a multipart upload whose parts are sent as
 they arrive. Big files of known size (Revit models run to several GB) are fetched as byte
 ranges in parallel, each range uploaded as its own part and retried alone when it fails.
-Either way the object appears at its key only once every byte arrived and matched
-Autodesk's size (and SHA-1 when given): a failed transfer leaves nothing behind.
+Either way the object appears at its key only once every byte arrived and matched the
+source's size (Autodesk's, and its SHA-1 when given): a failed transfer leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from urllib.parse import quote
 
 import requests
 
-from aps_mirror.threads import ContextThreadPool
-from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.retry import RETRYABLE_STATUSES
 from aps_mirror.errors import ApiError, TransferError, s3_write
 from aps_mirror.mirror.protection import copy_args
-from aps_mirror.mirror.walk import RemoteFile
+from aps_mirror.mirror.sources import ByteStream, Source
+from aps_mirror.mirror.sources.records import RemoteFile
+from aps_mirror.threads import ContextThreadPool
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
 class NotDownloadable(Exception):
-    """Autodesk has no single downloadable object for this version (yet)."""
+    """The source has no single downloadable object for this version (yet)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def object_metadata(remote: RemoteFile) -> dict[str, str]:
     """S3 user metadata (ASCII only, so the source path is percent-encoded)."""
     version = remote.version
     return {
-        "aps-item-id": remote.item.id,
+        "aps-item-id": remote.item_id,
         "aps-version-id": quote(version.id, safe=":"),
         "aps-version-number": str(version.version_number or ""),
         "aps-source-path": quote(remote.source_path, safe="/ "),
@@ -78,27 +78,27 @@ class _Plan:
     parts_in_flight: int
 
 
-def copy_version(client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile,
+def copy_version(source: Source, s3: Any, bucket: str, key: str, remote: RemoteFile,
                  on_bytes: Callable[[int], None] = lambda n: None,
                  mirrored: tuple[str, int, str | None] | None = None, *,
                  ranged_threshold: int = RANGED_THRESHOLD, part_size: int = PART_SIZE,
                  parts_in_flight: int = PARTS_IN_FLIGHT) -> Transferred:
-    """Copy a file version to s3://bucket/key, retrying with a fresh signed URL.
+    """Copy a file version to s3://bucket/key, retrying with a fresh download (signed URL).
 
-    `mirrored` is (key, size, sha1) of the item's bytes already in the mirror: when Autodesk's
+    `mirrored` is (key, size, sha1) of the item's bytes already in the mirror: when the source's
     size and SHA-1 for the new version match them (a rename adds a version with the same
     content), the object is copied inside S3 instead of downloaded again. Files of known size
     at or above `ranged_threshold` are fetched as `parts_in_flight` parallel byte ranges of
     `part_size`; `on_bytes` may then be called from several threads.
     """
-    _refuse_oversize(remote, remote.version.storage_size)  # before any request: costs nothing each night
+    _refuse_oversize(remote, remote.version.size)  # before any request: costs nothing each night
     plan = _Plan(ranged_threshold, part_size, max(1, parts_in_flight))
     last_error: Exception | None = None
     for attempt in range(1, ATTEMPTS + 1):
         reported = _Tally(on_bytes)
         try:
             with s3_write(bucket, key):
-                return _copy_once(client, s3, bucket, key, remote, reported, mirrored, plan)
+                return _copy_once(source, s3, bucket, key, remote, reported, mirrored, plan)
         except (TransferError, requests.RequestException, ApiError) as exc:
             reported.take_back()  # the progress counted bytes that will be sent again, or never
             if isinstance(exc, ApiError) and exc.status in (400, 401, 404):
@@ -109,24 +109,23 @@ def copy_version(client: ApsClient, s3: Any, bucket: str, key: str, remote: Remo
     raise TransferError(f"could not copy {remote.source_path} after {ATTEMPTS} attempts: {last_error}")
 
 
-def _copy_once(client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile,
+def _copy_once(source: Source, s3: Any, bucket: str, key: str, remote: RemoteFile,
                on_bytes: Callable[[int], None], mirrored: tuple[str, int, str | None] | None,
                plan: _Plan) -> Transferred:
-    signed = client.signed_download(remote.version)
-    expected_size = signed.size if signed.size is not None else remote.version.storage_size
+    download = source.download(remote.version)
+    expected_size = download.size if download.size is not None else remote.version.size
     _refuse_oversize(remote, expected_size)  # the size signed may differ from the one listed
-    if mirrored is not None and signed.sha1 and mirrored[2] == signed.sha1.lower() \
+    if mirrored is not None and download.sha1 and mirrored[2] == download.sha1.lower() \
             and mirrored[1] == expected_size:
         server_side_copy(s3, bucket, mirrored[0], key, remote)
         on_bytes(expected_size)
         return Transferred(expected_size, mirrored[2], reused=True)
-    if signed.status != "complete" or not signed.url:
-        raise NotDownloadable(f"Autodesk offers this version as {signed.status!r} storage, "
-                              "not as one downloadable object")
-    url = signed.url
+    if download.refusal or not download.url:
+        raise NotDownloadable(download.refusal or "the source gave no place to read this version from")
+    url = download.url
     if expected_size and expected_size >= plan.ranged_threshold:  # 0 bytes: nothing to range
         ranged_bytes = _Tally(on_bytes)
-        copy = _RangedCopy(client, s3, bucket, key, remote, url, expected_size, signed.sha1,
+        copy = _RangedCopy(source, s3, bucket, key, remote, url, expected_size, download.sha1,
                            ranged_bytes, _part_size_for(expected_size, plan.part_size), plan.parts_in_flight)
         try:
             return copy.run()
@@ -136,11 +135,11 @@ def _copy_once(client: ApsClient, s3: Any, bucket: str, key: str, remote: Remote
             ranged_bytes.take_back()
             url = copy.url  # possibly signed again meanwhile
     part_size = _part_size_for(expected_size or 0, plan.part_size)
-    return _copy_streaming(client, s3, bucket, key, remote, url, expected_size, signed.sha1,
+    return _copy_streaming(source, s3, bucket, key, remote, url, expected_size, download.sha1,
                            on_bytes, part_size)
 
 
-def _copy_streaming(client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile, url: str,
+def _copy_streaming(source: Source, s3: Any, bucket: str, key: str, remote: RemoteFile, url: str,
                     expected_size: int | None, expected_sha1: str | None,
                     on_bytes: Callable[[int], None], part_size: int) -> Transferred:
     """One GET streamed into a PUT (small) or a multipart upload sent part by part."""
@@ -152,7 +151,7 @@ def _copy_streaming(client: ApsClient, s3: Any, bucket: str, key: str, remote: R
     parts: list[dict[str, Any]] = []
     metadata = object_metadata(remote)
     try:
-        with client.open_signed_url(url) as response:
+        with source.open_download(url) as response:
             for chunk in response.iter_content(READ_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
@@ -207,13 +206,13 @@ class _RangedCopy:
     A sliding window of `parts_in_flight` ranges is consumed in order, so the SHA-1 of the
     whole file is computed as it would be from one stream while at most `parts_in_flight`
     parts are in memory. A failed range is fetched again alone; a 403 (expired signed URL)
-    makes the first worker to see it sign again and the others reuse that URL.
+    makes the first worker to see it ask the source again and the others reuse that URL.
     """
 
-    def __init__(self, client: ApsClient, s3: Any, bucket: str, key: str, remote: RemoteFile, url: str,
+    def __init__(self, source: Source, s3: Any, bucket: str, key: str, remote: RemoteFile, url: str,
                  size: int, expected_sha1: str | None, on_bytes: Callable[[int], None],
                  part_size: int, parts_in_flight: int) -> None:
-        self.client, self.s3, self.bucket, self.key, self.remote = client, s3, bucket, key, remote
+        self.source, self.s3, self.bucket, self.key, self.remote = source, s3, bucket, key, remote
         self.url = url  # the current signed URL; replaced under _lock when it expires
         self.size = size
         self.expected_sha1 = expected_sha1
@@ -320,7 +319,7 @@ class _RangedCopy:
         """The bytes start..end (inclusive) of the signed URL, all of them or an error."""
         wanted = end - start + 1
         body = bytearray()
-        with self.client.open_signed_url(url, start, end) as response:
+        with self.source.open_download(url, start, end) as response:
             _check_partial(response, start, end, self.size)
             for chunk in response.iter_content(READ_CHUNK):
                 self._check_running()
@@ -340,18 +339,17 @@ class _RangedCopy:
         with self._lock:
             if self.url != stale_url:
                 return
-            signed = self.client.signed_download(self.remote.version)
-            if signed.status != "complete" or not signed.url:
-                raise NotDownloadable(f"Autodesk now offers this version as {signed.status!r} storage, "
-                                      "not as one downloadable object")
-            self.url = signed.url
+            download = self.source.download(self.remote.version)
+            if download.refusal or not download.url:
+                raise NotDownloadable(download.refusal or "the source gave no place to read this version from")
+            self.url = download.url
 
     def _check_running(self) -> None:
         if self._stop.is_set():
             raise _Cancelled()
 
 
-def _check_partial(response: requests.Response, start: int, end: int, size: int) -> None:
+def _check_partial(response: ByteStream, start: int, end: int, size: int) -> None:
     """Accept only a 206 carrying exactly the range asked of an object of `size` bytes."""
     if response.status_code == 200:
         raise _RangeIgnored()

@@ -383,17 +383,17 @@ class MirrorVerifier:
         for remote in listing.files:
             if not selection.selects(remote):
                 continue
-            entry = manifest.items.get(remote.item.id)
-            waiting = manifest.unavailable.get(remote.item.id, {}).get("reason")
+            entry = manifest.items.get(remote.item_id)
+            waiting = manifest.unavailable.get(remote.item_id, {}).get("reason")
             because = f"; the last sync: {waiting}" if waiting else ""
             number = remote.version.version_number
             if entry is None or entry.deleted_at:
                 findings.append(("not_mirrored", Finding(
-                    None, remote.item.id, remote.source_path,
+                    None, remote.item_id, remote.source_path,
                     f"in Autodesk (version {number}), not in the mirror{because}", ref.project_id)))
             elif entry.version_id != remote.version.id:
                 findings.append(("outdated", Finding(
-                    entry.key, remote.item.id, remote.source_path,
+                    entry.key, remote.item_id, remote.source_path,
                     f"the mirror holds version {entry.version_number}, Autodesk's is version {number}{because}",
                     ref.project_id)))
         return findings, [f"{ref.label}: {error}" for error in listing.errors]

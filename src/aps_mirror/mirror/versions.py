@@ -7,12 +7,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from aps_mirror.aps.client import ApsClient
 from aps_mirror.mirror.keys import ProjectKeys
 from aps_mirror.mirror.manifest import ManifestEntry, now_iso
 from aps_mirror.mirror.protection import copy_args
+from aps_mirror.mirror.sources import Source
+from aps_mirror.mirror.sources.records import ProjectRef, RemoteFile
 from aps_mirror.mirror.transfer import NotDownloadable, copy_version
-from aps_mirror.mirror.walk import RemoteFile
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +25,16 @@ class VersionKeeper:
     key another item still holds: it gets the variant told apart by its id.
     """
 
-    def __init__(self, client: ApsClient, s3: Any, bucket: str, project_id: str, keys: ProjectKeys,
+    def __init__(self, source: Source, s3: Any, bucket: str, scope: ProjectRef, keys: ProjectKeys,
                  owners: dict[str, str]) -> None:
-        self.client, self.s3, self.bucket, self.keys, self.owners = client, s3, bucket, keys, owners
-        self.project_id = project_id
+        self.source, self.s3, self.bucket, self.keys, self.owners = source, s3, bucket, keys, owners
+        self.scope = scope
 
     def key_for(self, remote: RemoteFile, number: int | None) -> str:
         key = self.keys.version_key(remote.folder_segments, remote.name_segment, number)
-        if self.owners.get(key, remote.item.id) != remote.item.id:
+        if self.owners.get(key, remote.item_id) != remote.item_id:
             key = self.keys.version_key(remote.folder_segments, remote.name_segment, number,
-                                        owner_id=remote.item.id)
+                                        owner_id=remote.item_id)
         return key
 
     def set_tip_aside(self, remote: RemoteFile, previous: ManifestEntry) -> dict[str, dict[str, Any]]:
@@ -48,18 +48,18 @@ class VersionKeeper:
                       just_kept: set[str]) -> dict[str, dict[str, Any]]:
         """Copy the item's earlier versions the mirror does not hold yet: version id -> record."""
         held = {h["version_id"] for h in previous.history if h.get("kept_key")} if previous else set()
-        versions = list(self.client.item_versions(self.project_id, remote.item.id))
-        created = {v.id: v.create_time or v.last_modified for v in versions}
+        versions = self.source.item_versions(self.scope, remote.item_id)
+        created = {v.id: v.created_at or v.modified_at for v in versions}
         newer = {v.id: n for v, n in zip(versions[1:], versions)}  # newest first: the next one up
         kept: dict[str, dict[str, Any]] = {}
         for version in versions:
             if version.id == remote.version.id or version.id in held | just_kept:
                 continue
-            if version.is_tombstone or version.storage_location() is None:
+            if not version.stored:
                 continue  # nothing to keep: a deletion marker, or no stored file
             key = self.key_for(remote, version.version_number)
             try:
-                done = copy_version(self.client, self.s3, self.bucket, key, replace(remote, version=version))
+                done = copy_version(self.source, self.s3, self.bucket, key, replace(remote, version=version))
             except NotDownloadable as exc:
                 log.info("version %s of %s not kept: %s", version.version_number, remote.source_path, exc)
                 continue

@@ -1,114 +1,26 @@
-"""Listing: hubs -> projects -> top folders -> folders, as a stream of remote files.
+"""The Autodesk Docs walk: hubs -> projects -> top folders -> folders, as neutral records.
 
-The walker only lists and names; it decides nothing about copying.
+The walker only lists and names (`sources.records`); it decides nothing about copying.
+`sources.docs.DocsSource` serves it to the engine.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Protocol
+from typing import Mapping
 
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.models import Folder, Hub, Item, Version
 from aps_mirror.mirror.keys import assign_hub_segments, assign_segments
 from aps_mirror.mirror.selection import is_selected, select_top_folders
+from aps_mirror.mirror.sources.records import (FileVersion, KnownTree, Listing, ProjectRef, RemoteFile,
+                                               UnavailableFile, WalkedFolder)
+
+__all__ = ["KnownTree", "Listing", "ProjectRef", "RemoteFile", "WalkedFolder", "file_version",
+           "list_projects", "root_rollup", "walk_project"]
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class ProjectRef:
-    """One project to mirror, with the safe key segments of its hub and itself."""
-
-    hub_id: str
-    hub_name: str
-    project_id: str
-    project_name: str
-    hub_segment: str
-    project_segment: str
-    root_folder_id: str | None = None
-    hub_type: str | None = None  # the hub's extension type: decides the default top folders
-    # (hub segment, project segment) pairs the project held before a rename moved it: its old
-    # objects are removed from there, and nothing else is ever written there.
-    former_segments: tuple[tuple[str, str], ...] = ()
-    source: str = "docs"  # the source whose scope this is: docs (Data Management) or vault
-
-    @property
-    def label(self) -> str:
-        return f"{self.hub_name} / {self.project_name}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProjectRef:
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        fields["former_segments"] = tuple(tuple(pair) for pair in fields.get("former_segments", ()))
-        return cls(**fields)
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """An item's tip version as listed, with its place in the tree."""
-
-    item: Item
-    version: Version
-    folder_names: tuple[str, ...]  # as in Autodesk, for people and metadata
-    folder_segments: tuple[str, ...]  # safe for S3 and restores
-    name_segment: str
-    folder_id: str | None = None
-
-    @property
-    def source_path(self) -> str:
-        return "/".join([*self.folder_names, self.version.name])
-
-
-@dataclass
-class WalkedFolder:
-    """A folder the walk listed or pruned, with its place in the tree."""
-
-    id: str
-    rollup: datetime | None
-    names: tuple[str, ...]
-    segments: tuple[str, ...]
-    parent_id: str | None
-
-
-@dataclass
-class Listing:
-    """What a project walk saw; `complete` is False when any folder could not be listed.
-
-    `pruned` holds the folders whose subtree was skipped because nothing in it changed
-    (same rollup, same path): what the mirror holds below them stays as it is.
-    """
-
-    files: list[RemoteFile] = field(default_factory=list)
-    unavailable: list[tuple[Item, str]] = field(default_factory=list)  # (item, reason)
-    unavailable_at: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # item id -> (folder id, folder names)
-    folders: dict[str, WalkedFolder] = field(default_factory=dict)
-    pruned: set[str] = field(default_factory=set)
-    root_rollup: datetime | None = None
-    unwalked_tops: set[str] = field(default_factory=set)  # top folders left out by selection
-    project_unchanged: bool = False  # the root's rollup had not moved: nothing was listed
-    full_walk: bool = False
-    folders_listed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return not self.errors
-
-
-class KnownTree(Protocol):
-    """What the previous walk recorded (the manifest), as the walker needs it."""
-
-    def known_rollup(self, folder_id: str) -> tuple[datetime | None, tuple[str, ...]] | None: ...
-
-    def held_segments(self, parent_id: str | None) -> dict[str, str]:
-        """Entry id -> the key segment it holds, for the files and folders of one folder
-        (`None`: the top folders), whether the walk lists them again or not."""
-        ...
 
 
 def list_projects(client: ApsClient, project_filter: tuple[str, ...] = (), *,
@@ -226,13 +138,26 @@ def _file_name(item: Item) -> str:
 def _add_item(listing: Listing, item: Item, folder_id: str, names: tuple[str, ...],
               segs: tuple[str, ...], name_segment: str) -> None:
     version = item.tip
-    listing.unavailable_at[item.id] = (folder_id, names)  # where it is, should it be unavailable
     if version is None:
-        listing.unavailable.append((item, "the listing did not include its tip version"))
+        reason = "the listing did not include its tip version"
     elif version.is_tombstone:
-        listing.unavailable.append((item, "deleted in Autodesk (tombstone version)"))
+        reason = "deleted in Autodesk (tombstone version)"
     elif version.storage_location() is None:
-        listing.unavailable.append((item, "its tip version has no stored file (still processing, or a cloud model)"))
+        reason = "its tip version has no stored file (still processing, or a cloud model)"
     else:
-        del listing.unavailable_at[item.id]
-        listing.files.append(RemoteFile(item, version, names, segs, name_segment, folder_id))
+        listing.files.append(RemoteFile(item.id, file_version(version), names, segs, name_segment, folder_id,
+                                        created_at=item.create_time, created_by=item.create_user,
+                                        locked=item.reserved))
+        return
+    listing.unavailable.append(UnavailableFile(item.id, item.name, reason, folder_id, names,
+                                               file_version(version) if version else None))
+
+
+def file_version(version: Version) -> FileVersion:
+    """An APS version as the engine sees it; the APS object rides along for the download."""
+    return FileVersion(id=version.id, version_number=version.version_number, name=version.name,
+                       size=version.storage_size, file_type=version.file_type,
+                       created_at=version.create_time, created_by=version.create_user,
+                       modified_at=version.last_modified, modified_by=version.last_modified_user,
+                       stored=not version.is_tombstone and version.storage_location() is not None,
+                       native=version)
