@@ -36,6 +36,7 @@ BAD_PARAMS = [
     ("bucket", "mine-s3alias"),
     ("delete_policy", "purge"), ("versions", "some"), ("dry_run", "maybe"), ("full_walk", 1),
     ("hub_filter", "Acme*"), ("project_filter", [1]), ("extensions", "rvt"),
+    ("sources", ["box"]), ("sources", ["docs", "docs"]), ("sources", [1]), ("sources", 5),
 ]
 
 
@@ -160,3 +161,9 @@ def test_the_s3_client_pool_fits_the_parallel_parts(s3_endpoint: str, bucket: st
     assert pool_size(1) == 32, "never below the catalog's parallel fetches"
     client.put_object(Bucket=bucket, Key="k", Body=b"x")
     assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
+def test_sources_accept_each_source_once_in_any_case_and_spelling() -> None:
+    assert mirror_config({**PARAMS, "sources": ["Vault", "docs"]}).sources == ("vault", "docs")
+    assert mirror_config({**PARAMS, "sources": "docs, vault"}).sources == ("docs", "vault")
+    assert mirror_config({**PARAMS, "sources": []}).sources == ()

@@ -31,6 +31,7 @@ MAX_PREFIX_CHARS = 512
 RESERVED_SEGMENT = META_DIR  # the mirror's own metadata lives in {prefix}/_aps_mirror/
 DELETE_POLICIES = ("keep", "trash", "delete")  # DeletePolicy's values (a test keeps them equal)
 VERSIONS = ("tip", "all")
+SOURCES = ("docs", "vault")  # the sources a mirror can read (a test keeps them equal to the engine's)
 _MIB = 1 << 20
 _SIZE_UNITS = {"K": 1 << 10, "M": _MIB, "G": 1 << 30, "T": 1 << 40}
 
@@ -124,6 +125,18 @@ def parse_globs(raw: Any, label: str) -> tuple[str, ...]:
     if isinstance(raw, (list, tuple)) and all(isinstance(v, str) for v in raw):
         return tuple(raw)
     raise _refuse(label, raw, "use a list of patterns, e.g. ['Riverside*']")
+
+
+def parse_sources(raw: Any, label: str) -> tuple[str, ...]:
+    """Which sources to mirror: a list of docs and vault, each once; empty = every source the
+    connection reaches (docs, and vault when it has a vault_url)."""
+    if isinstance(raw, str):
+        raw = [part for part in (p.strip() for p in raw.split(",")) if part]
+    if isinstance(raw, (list, tuple)) and all(isinstance(v, str) for v in raw):
+        names = tuple(v.strip().lower() for v in raw)
+        if all(n in SOURCES for n in names) and len(set(names)) == len(names):
+            return names
+    raise _refuse(label, raw, f"use a list of {' and '.join(SOURCES)}, each once, e.g. ['docs', 'vault']")
 
 
 def _choice(choices: tuple[str, ...]) -> Parser:
@@ -315,6 +328,11 @@ SYNC_OPTIONS: tuple[SyncOption, ...] = (
     SyncOption("versions", "tip", "tip: each file's latest version; all: also every earlier version, under "
                "<project>/_versions/.", _choice(VERSIONS), {"type": "string", "enum": list(VERSIONS)},
                metavar="{" + ",".join(VERSIONS) + "}"),
+    SyncOption("sources", (), "Where files come from: docs (Autodesk Docs, BIM 360, ACC, Fusion) and vault "
+               "(Autodesk Vault, through the connection's vault_url); empty = docs, and vault when the "
+               "connection has a vault_url.", parse_sources,
+               {"type": "array", "items": {"type": "string", "enum": list(SOURCES)}, "uniqueItems": True},
+               flag="--source", metavar="{" + ",".join(SOURCES) + "}"),
     SyncOption("allow_other_account", False, "Mirror into a prefix that already holds another account's "
                "mirror (both are kept there); without it such a run is refused.", parse_flag, {"type": "boolean"}),
     SyncOption("lock_wait_seconds", 300.0, "One run at a time per prefix: wait this many seconds for another "

@@ -32,6 +32,8 @@ class MirrorConfig:
     # "tip": the mirror holds each item's latest version. "all": also every earlier version,
     # under {project}/_versions/<folders>/<name>.v<N>.<ext> (see MirrorEngine._keep_versions).
     versions: str = "tip"
+    # Sources to read ("docs", "vault"); empty = docs, and vault when the connection has a vault_url.
+    sources: tuple[str, ...] = ()
     max_delete: DeleteLimit = field(default_factory=lambda: DeleteLimit(percent=10.0))
     # Selection. Like rclone's filters, what is not selected is neither copied nor deleted.
     exclude_projects: tuple[str, ...] = ()
