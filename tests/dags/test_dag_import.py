@@ -43,7 +43,7 @@ def test_params_and_their_defaults() -> None:
                       "project_filter": [], "exclude_projects": [], "top_folders": [], "extensions": [],
                       "exclude_extensions": [], "max_file_size_mb": None, "workers": 4, "project_workers": 4,
                       "dry_run": False, "full_walk": False, "full_walk_days": 7,
-                      "delete_policy": "keep", "max_delete": "10%", "versions": "tip",
+                      "delete_policy": "keep", "max_delete": "10%", "versions": "tip", "sources": [],
                       "allow_other_account": False, "lock_wait_seconds": 300.0, "break_lock": False,
                       "storage_class": None, "sse": None, "sse_kms_key_id": None, "expected_bucket_owner": None,
                       "object_tags": False, "checksum_algorithm": None, "object_lock_mode": None,
