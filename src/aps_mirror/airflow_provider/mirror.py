@@ -40,7 +40,8 @@ FAIL_FAST_ON_SETUP_ERRORS = fail_fast_retry_policy(
 
 
 def mirror_engine(params: Mapping[str, Any], run_id: str | None = None) -> MirrorEngine:
-    """A `MirrorEngine` for one run: APS through `AutodeskHook`, S3 through the Amazon provider.
+    """A `MirrorEngine` for one run: APS (and Vault, when the connection has a vault_url) through
+    `AutodeskHook`, S3 through the Amazon provider.
 
     The params are checked first (`aps_mirror.options`): a bad one fails the task at once with
     a one-line ConfigError. With a `run_id`, each project's run record and events go to the
@@ -49,13 +50,16 @@ def mirror_engine(params: Mapping[str, Any], run_id: str | None = None) -> Mirro
     from aps_mirror.airflow_provider.hooks.autodesk import AutodeskHook
     from aps_mirror.catalog.writer import CatalogWriter
     from aps_mirror.mirror.engine import MirrorEngine
+    from aps_mirror.mirror.sources.chosen import run_sources
     from aps_mirror.options import mirror_config
 
     config = mirror_config(params)
-    aps = AutodeskHook(params["autodesk_conn_id"]).get_conn()
+    hook = AutodeskHook(params["autodesk_conn_id"])
+    aps = hook.get_conn()
+    sources = run_sources(config, aps, hook.get_vault_client(aps), params["autodesk_conn_id"])
     s3 = mirror_s3(params, workers=config.transfers)
     catalog = CatalogWriter(s3, config.bucket, config.prefix) if run_id and not config.dry_run else None
-    return MirrorEngine(aps, s3, config, catalog=catalog, run_id=run_id, trigger="airflow")
+    return MirrorEngine(sources, s3, config, catalog=catalog, run_id=run_id, trigger="airflow")
 
 
 def mirror_s3(params: Mapping[str, Any], *, workers: int = 1) -> Any:

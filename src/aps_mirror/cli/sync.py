@@ -9,9 +9,10 @@ import sys
 from contextlib import nullcontext
 
 from aps_mirror.catalog.writer import CatalogWriter
-from aps_mirror.cli.common import ExitCode, aps_client, open_bucket
+from aps_mirror.cli.common import ExitCode, aps_client, open_bucket, vault_client
 from aps_mirror.connection import DEFAULT_AWS_CONN_ID, DEFAULT_CONN_ID
 from aps_mirror.mirror.engine import MirrorEngine, RunSummary
+from aps_mirror.mirror.sources.chosen import run_sources
 from aps_mirror.options import add_cli_arguments, mirror_config
 
 log = logging.getLogger(__name__)
@@ -33,15 +34,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = mirror_config(vars(args), cli=True)  # a bad option is refused before any connection
     client = aps_client(args.conn_id)
+    vault = vault_client(args.conn_id, client)
+    sources = run_sources(config, client, vault, args.conn_id)
     s3 = open_bucket(args.aws_conn_id, config.bucket, workers=config.transfers)
     catalog = None if config.dry_run else CatalogWriter(s3, config.bucket, config.prefix)
+    counters = [client.transport.counter] + ([vault.transport.counter] if vault is not None else [])
     with _progress_display(args) as bars:
-        engine = MirrorEngine(client, s3, config, progress_listeners=[bars] if bars else (),
+        engine = MirrorEngine(sources, s3, config, progress_listeners=[bars] if bars else (),
                               catalog=catalog, trigger="cli")
         with engine.locked(config.lock_wait_seconds, break_lock=config.break_lock):
-            listing_calls = dict(client.transport.counter.snapshot())
+            listing_calls = _calls(counters)
             projects = engine.list_projects()
-            listing_calls = _delta(client.transport.counter.snapshot(), listing_calls)
+            listing_calls = _delta(_calls(counters), listing_calls)
             log.info("%d project(s) selected", len(projects))
             results = engine.mirror_projects(projects)
             results += engine.retire_missing_projects(projects, results)
@@ -79,6 +83,15 @@ def _progress_display(args: argparse.Namespace):
     from aps_mirror.cli.progress_bar import progress_bars, wants_progress_bars
 
     return progress_bars() if wants_progress_bars() else nullcontext(None)
+
+
+def _calls(counters: list) -> dict[str, int]:
+    """Requests sent so far by endpoint class, APS and Vault together (their classes differ)."""
+    total: dict[str, int] = {}
+    for counter in counters:
+        for name, count in counter.snapshot().items():
+            total[name] = total.get(name, 0) + count
+    return total
 
 
 def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
