@@ -198,10 +198,16 @@ def test_docs_and_a_second_source_share_one_mirror(simulator, aps, memory, s3, b
         body = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()
         assert body == sim.file_bytes(truth[item_id].tip.id), entry["key"]
 
+    store = next(iter(memory.stores))
+    assert {json.dumps(e.get("source_ids")) for e in memory_entries.values()} == {json.dumps({"store_id": store})}
+    assert not [e for e in docs_entries.values() if "source_ids" in e], "Docs entries as before sources"
+
     writer.publish_snapshot()
     con = reader.connect(s3, bucket, PREFIX)
     by_source = dict(con.execute("SELECT source, count(*) FROM files GROUP BY source").fetchall())
     assert by_source == {"docs": len(truth), "memory": 4}
+    assert dict(con.execute("SELECT source, count(DISTINCT json_extract_string(source_ids, '$.store_id')) "
+                            "FROM files GROUP BY source").fetchall()) == {"docs": 0, "memory": 1}
     assert dict(con.execute("SELECT source, count(DISTINCT project_id) FROM runs GROUP BY source").fetchall()) \
         == {"docs": len({f.project for f in sim.iter_files()}), "memory": 1}
     again = run(sources, s3, bucket, top_folders=("*",))

@@ -137,6 +137,9 @@ FILES = Table(
         _c("deleted_at", TIMESTAMP, "When the mirror found the item gone from Autodesk."),
         PUBLISHED,
         SOURCE,
+        _c("source_ids", pa.string(), "JSON object of the ids only the item's source has, as "
+           "`{\"name\": \"id\"}` (e.g. `json_extract_scalar(source_ids, '$.vault_id')`); null when it "
+           "has none (Autodesk Docs)."),
     ),
 )
 

@@ -6,6 +6,7 @@ says can be read (and tested) on its own.
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -103,6 +104,7 @@ def _files(manifest: Manifest, common: Row, bucket: str) -> list[Row]:
             "modified_by": entry.modified_by, "locked": bool(entry.reserved), "status": status,
             "status_reason": reason, "status_since": since, "s3_bucket": bucket, "s3_key": entry.key,
             "copied_at": entry.copied_at, "deleted_at": entry.deleted_at,
+            "source_ids": json.dumps(entry.source_ids, sort_keys=True) if entry.source_ids else None,
         })
     for item_id, pending in sorted(unavailable.items()):
         if item_id in manifest.items:

@@ -61,6 +61,9 @@ class ManifestEntry:
     # (replaced at the same key, or removed) unless versions=all keeps them.
     history: list[dict[str, Any]] = field(default_factory=list)
     versions_kept: bool = False  # versions=all has fetched every earlier version (kept_key in history)
+    # Ids only the item's source has (RemoteFile.source_ids), for the catalog. Written only when
+    # there are some: Docs entries stay readable by aps-mirror versions that predate sources.
+    source_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def segment(self) -> str:
@@ -81,6 +84,13 @@ class ManifestEntry:
         self.modified_at = _iso(version.modified_at or version.created_at) or self.modified_at
         self.modified_by = version.modified_by or version.created_by or self.modified_by
         self.reserved = remote.locked
+        self.source_ids = dict(remote.source_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = asdict(self)
+        if not fields["source_ids"]:
+            del fields["source_ids"]
+        return fields
 
 
 @dataclass
@@ -133,7 +143,7 @@ class Manifest:
             "interrupted_run": self.interrupted_run,
             "unavailable": dict(sorted(self.unavailable.items())),
             "folders": {k: asdict(v) for k, v in sorted(self.folders.items())},
-            "items": {k: asdict(v) for k, v in sorted(self.items.items())},
+            "items": {k: v.to_dict() for k, v in sorted(self.items.items())},
         }
         return json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8")
 
