@@ -234,11 +234,13 @@ class Manifest:
 
     # -- what a walk covers ---------------------------------------------------------------
     def covered_items(self, listing: Listing) -> set[str]:
-        """Items the walk did not need to see: in pruned subtrees, or the whole project."""
+        """Items the walk did not need to see: in pruned subtrees, or the whole project, or
+        listed as `kept` (seen, but not readable)."""
         if listing.project_unchanged:
             return {i for i, e in self.items.items() if not e.deleted_at}
         folders = self.subtree(listing.pruned | listing.unwalked_tops)
-        return {i for i, e in self.items.items() if e.folder_id in folders and not e.deleted_at}
+        return {i for i, e in self.items.items()
+                if (e.folder_id in folders or i in listing.kept) and not e.deleted_at}
 
     def gone_items(self, listing: Listing, covered: set[str]) -> list[str]:
         """Mirrored items that a complete walk proved are no longer in Autodesk."""

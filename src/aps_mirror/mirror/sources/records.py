@@ -132,6 +132,9 @@ class Listing:
     unavailable: list[UnavailableFile] = field(default_factory=list)
     folders: dict[str, WalkedFolder] = field(default_factory=dict)
     pruned: set[str] = field(default_factory=set)
+    # Items listed but not readable by this user (Vault: cloaked): what the mirror holds of
+    # them stays, as a permission is not a deletion.
+    kept: set[str] = field(default_factory=set)
     root_rollup: datetime | None = None
     unwalked_tops: set[str] = field(default_factory=set)  # top folders left out by selection
     project_unchanged: bool = False  # the root's rollup had not moved: nothing was listed
