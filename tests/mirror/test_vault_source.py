@@ -6,16 +6,31 @@ folder link); the mirror lays it out as `{prefix}/vault/Engineering/{folder path
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
 import pytest
+from botocore.exceptions import BotoCoreError, ClientError
 
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine, RunSummary
 from aps_mirror.mirror.keys import VAULT_ROOT
 from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
 from aps_mirror.mirror.sources import Source
-from aps_mirror.mirror.sources.vault import VaultSource
+from aps_mirror.mirror.sources.vault import RANGE_CHUNK, VaultSource
 from aps_mirror.simulator import SimulatorServer
-from aps_mirror.vault import VaultClient
+from aps_mirror.mirror.sources.docs import DocsSource
+from aps_mirror.mirror.sources.records import FileVersion
+from aps_mirror.vault import GATEWAY_PAYLOAD_QUOTA, VaultClient
 from tests.mirror.test_engine import PREFIX, mirrored, object_keys
+from tests.mirror.test_key_space import assert_keys_distinct
 from tests.vault.conftest import vault_client
 
 GEARBOX = ("Designs", "Gearbox")
@@ -151,3 +166,138 @@ def test_what_becomes_cloaked_stays_mirrored(simulator, source, s3, bucket, what
     after = mirrored(s3, bucket)
     for item_id in ({shaft} if what == "file" else gearbox):
         assert not after[item_id]["deleted_at"] and before[item_id]["key"] in object_keys(s3, bucket)
+
+
+@pytest.fixture
+def s3_elsewhere() -> Iterator[Any]:
+    """moto's server in a process of its own: in-process, tracemalloc would count the objects it
+    holds (the 200 MB file, its parts) as the mirror's memory."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.list_buckets()
+                break
+            except (BotoCoreError, ClientError):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield client
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_200_mb_file_goes_through_range_chunks_with_bounded_memory(simulator, source, s3_elsewhere):
+    s3, bucket = s3_elsewhere, "mirror-big"
+    s3.create_bucket(Bucket=bucket)
+    sim = simulator.sim.vault
+    vault_id = sim.vault_id("Engineering")
+    size = 200 * 1024 * 1024
+    big = sim.add_file(vault_id, sim.folder_id(vault_id, ("Projects", "Archive")), "Site Scan.rcp", size=size)
+    tip = sim.file(vault_id, big).tip.id
+    run(source, s3, bucket, max_file_size=size - 1)  # the rest first, so the traced run holds the big file alone
+    simulator.sim.reset_stats()
+    tracemalloc.start()
+    try:
+        summary = run(source, s3, bucket)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not summary.errors
+    # Measured: about 43 MiB (the transfer's 8 MiB parts in flight, the simulator serving them).
+    assert peak < 64 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte file"
+    entry = mirrored(s3, bucket)[big]
+    assert entry["size"] == size
+    digest = hashlib.sha256()
+    for piece in s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].iter_chunks(1 << 20):
+        digest.update(piece)
+    assert digest.hexdigest() == sim.sha256(vault_id, tip)
+
+    # Read whole, the source chains Range requests below the Gateway's quota (one over it is a 500).
+    assert sim.gateway and size > GATEWAY_PAYLOAD_QUOTA
+    simulator.sim.reset_stats()
+    whole = hashlib.sha256()
+    with source.open_download(source.download(FileVersion(tip, 1, "Site Scan.rcp", size, native=(
+            vault_id, source.client.file_version(vault_id, tip)))).url) as stream:
+        assert (stream.status_code, stream.headers["Content-Length"]) == (200, str(size))
+        for piece in stream.iter_content(1 << 20):
+            whole.update(piece)
+    assert whole.hexdigest() == sim.sha256(vault_id, tip)
+    assert content_requests(simulator) == -(-size // RANGE_CHUNK)
+
+
+def test_injected_429s_are_honoured(simulator, source, s3, bucket):
+    simulator.sim.inject_fault("vault_file_versions", 429, count=2, retry_after=0)
+    simulator.sim.inject_fault("vault_content", 429, count=3, retry_after=0)
+    summary = run(source, s3, bucket)
+    assert not summary.errors
+    assert_exact_vault_mirror(simulator, s3, bucket)
+    statuses = [e["status"] for e in simulator.sim.stats()["log"] if e["endpoint"].startswith("vault_")]
+    assert statuses.count(429) == 5
+
+
+class Killed(BaseException):
+    """The process dying mid-run: nothing in the engine catches it."""
+
+
+def test_a_run_killed_mid_way_converges_without_reading_again_what_was_stored(simulator, vault, s3_endpoint, bucket):
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    dying = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                         aws_access_key_id="test", aws_secret_access_key="test")
+    uploads = itertools.count(1)
+
+    def die_at_the_sixth_upload(params, **_: object) -> None:
+        if not params["Key"].startswith(f"{PREFIX}/_aps_mirror/") and next(uploads) == 6:
+            raise Killed()
+
+    dying.meta.events.register("before-parameter-build.s3.PutObject", die_at_the_sixth_upload)
+    with pytest.raises(Killed):
+        run(VaultSource(vault), dying, bucket, workers=1, project_workers=1)
+    stored = object_keys(s3, bucket)
+    assert 0 < len(stored) < len(list(simulator.sim.vault.iter_files())), "killed mid-way"
+    simulator.sim.reset_stats()
+    summary = run(VaultSource(vault), s3, bucket)
+    assert not summary.errors
+    live = assert_exact_vault_mirror(simulator, s3, bucket)
+    assert content_requests(simulator) == len(live) - len(stored), "what was stored is not read again"
+    assert object_keys(s3, bucket) == {e["key"] for e in live.values()}
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), "no unfinished upload left"
+
+
+def test_docs_and_vault_share_one_mirror(simulator, aps, source, s3, bucket):
+    """One run, both sources: each scope synced by its own source, under its own root."""
+    sources = {"docs": DocsSource(aps), "vault": source}
+    summary = run(sources, s3, bucket, top_folders=("*",))
+    assert not summary.errors
+    assert_keys_distinct(s3, bucket)
+    vault_entries = assert_exact_vault_mirror(simulator, s3, bucket)
+    docs_truth = {f.item_id: f for f in simulator.sim.iter_files()}
+    docs_entries = {i: e for i, e in mirrored(s3, bucket).items() if i not in vault_entries}
+    assert set(docs_entries) == set(docs_truth)
+    for item_id, entry in docs_entries.items():
+        assert entry["key"].split("/")[1] != VAULT_ROOT
+        body = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()
+        assert body == simulator.sim.file_bytes(docs_truth[item_id].tip.id), entry["key"]
+    assert summary.files_copied == len(vault_entries) + len(docs_entries)
+    simulator.sim.reset_stats()
+    again = run(sources, s3, bucket, top_folders=("*",))
+    assert (again.files_copied, again.files_renamed, again.errors) == (0, 0, [])
+    assert content_requests(simulator) == 0
+
+
+def test_top_folder_globs_select_top_folders_of_the_vault(simulator, source, s3, bucket):
+    summary = run(source, s3, bucket, top_folders=("Standards",))
+    assert not summary.errors
+    keys = {e["key"] for e in mirrored(s3, bucket).values()}
+    expected = {"/".join([PREFIX, VAULT_ROOT, "Engineering", *e.path, e.tip.file.name])
+                for e in simulator.sim.vault.iter_files() if e.path[:1] == ("Standards",)}
+    assert keys == expected and len(expected) == 4

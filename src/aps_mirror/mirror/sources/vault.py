@@ -104,8 +104,9 @@ class VaultSource:
             folders = children.get(parent_id, [])
             files = files_in.get(parent_id, [])
             if parent_id == root_id:
-                # Files at `$` belong to no top folder: mirrored unless top folders are chosen.
-                if top_folders:
+                # Files at `$` belong to no top folder: mirrored unless the globs leave `$` out
+                # (`*` keeps it, `Designs` or `$/Designs` do not).
+                if not matches_filter(top_folders, "$"):
                     files = []
                     for version in files_in.get(root_id, []):
                         listing.kept.add(version.file_id)
