@@ -20,7 +20,7 @@ import boto3
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine, RunSummary
+from aps_mirror.mirror.engine import VERSIONS_DIR, MirrorConfig, MirrorEngine, RunSummary
 from aps_mirror.mirror.keys import VAULT_ROOT
 from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
 from aps_mirror.mirror.sources import Source
@@ -102,7 +102,8 @@ def test_a_new_version_is_read_once_and_renames_and_moves_are_copies_inside_s3(s
     sim.rename_file(vault_id, gear, "Gear 36T.ipt")
     sim.move_file(vault_id, bracket, sim.folder_id(vault_id, ("Projects", "Archive")))
     sim.rename_folder(vault_id, conveyor, "Conveyor Line")
-    sim.move_folder(vault_id, sim.folder_id(vault_id, ("Standards", "Templates")), sim.folder_id(vault_id, ("Designs",)))
+    templates = sim.folder_id(vault_id, ("Standards", "Templates"))
+    sim.move_folder(vault_id, templates, sim.folder_id(vault_id, ("Designs",)))
     simulator.sim.reset_stats()
     summary = run(source, s3, bucket)
     assert not summary.errors
@@ -301,3 +302,18 @@ def test_top_folder_globs_select_top_folders_of_the_vault(simulator, source, s3,
     expected = {"/".join([PREFIX, VAULT_ROOT, "Engineering", *e.path, e.tip.file.name])
                 for e in simulator.sim.vault.iter_files() if e.path[:1] == ("Standards",)}
     assert keys == expected and len(expected) == 4
+
+
+def test_versions_all_keeps_every_earlier_vault_version(simulator, source, s3, bucket):
+    sim = simulator.sim.vault
+    vault_id = sim.vault_id("Engineering")
+    gear = sim.file_id(vault_id, GEARBOX, "Gear 32T.ipt")
+    summary = run(source, s3, bucket, versions="all")
+    assert not summary.errors
+    entry = assert_exact_vault_mirror(simulator, s3, bucket)[gear]
+    kept = {h["version_number"]: h["kept_key"] for h in entry["history"]}
+    assert sorted(kept) == [1, 2, 3]
+    for version in sim.file(vault_id, gear).versions[:-1]:
+        key = kept[version.number]
+        assert f"/{VERSIONS_DIR}/Designs/Gearbox/Gear 32T.v{version.number}.ipt" in key
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == sim.file_bytes(vault_id, version.id)

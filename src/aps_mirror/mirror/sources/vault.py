@@ -86,7 +86,7 @@ class VaultSource:
         for folder in tree.values():
             if folder.id != root_id and folder.parent_id is not None:
                 children.setdefault(folder.parent_id, []).append(folder)
-        versions = [v for v in self.client.file_versions(vault_id, latest_only=True)]
+        versions = list(self.client.file_versions(vault_id, latest_only=True))
         files_in: dict[str | None, list[VaultFileVersion]] = {}
         for version in versions:
             if version.cloaked:
