@@ -1,7 +1,7 @@
 """`make demo`: run the aps_mirror DAG end to end on embedded defaults, three times.
 
-Starts the APS simulator and moto's S3 server on free local ports, points the Airflow
-connections at them through AIRFLOW_CONN_* variables, runs `airflow dags test aps_mirror`
+Starts the APS simulator (Autodesk Docs and a Vault) and moto's S3 server on free local ports,
+points the Airflow connections at them through AIRFLOW_CONN_* variables, runs `airflow dags test aps_mirror`
 on SQLite, prints the mirrored tree, checks every file byte for byte against the
 simulator, runs the DAG again (it must copy nothing), changes two files in the simulator
 and runs it a third time (one download, one rename inside S3), answers two questions from
@@ -32,6 +32,7 @@ BIN = Path(sys.executable).parent
 WORK = Path(os.environ.get("APS_MIRROR_DEMO_DIR", REPO / ".demo"))
 BUCKET = "aps-mirror-demo"
 PREFIX = "autodesk"
+VAULT_USER, VAULT_PASSWORD = "sam.builder", "Builder2024"  # a user of the simulator's demo Vault
 
 
 def say(message: str) -> None:
@@ -99,7 +100,10 @@ def _strip_airflow_decoration(line: str) -> str:
 
 
 def sim_stats(base_url: str) -> dict:
-    return requests.get(f"{base_url}/_sim/stats", timeout=10).json()
+    stats = requests.get(f"{base_url}/_sim/stats", timeout=10).json()
+    # Files read: Docs' signed-URL downloads and Vault's content reads alike.
+    stats["reads"] = stats["downloads"]
+    return stats
 
 
 def default_top_folders(sim: dict) -> set[tuple[str, str, str]]:
@@ -131,10 +135,13 @@ def verify_byte_identical(s3, sim: dict) -> tuple[int, int]:
     truth = [f for f in every if (f["hub"], f["project"], f["path"][0]) in tops]
     checked = 0
     manifests = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/_aps_mirror/manifests/")
-    mirrored = {}
+    mirrored, vaults = {}, []
     for obj in manifests.get("Contents", []):
         manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
-        mirrored.update(manifest["items"])
+        if manifest.get("source", "docs") == "vault":
+            vaults.append(manifest)
+        else:
+            mirrored.update(manifest["items"])
     missing = [f for f in truth if f["item_id"] not in mirrored]
     if missing:
         raise SystemExit(f"{len(missing)} simulator files are not in the mirror, e.g. {missing[0]}")
@@ -149,7 +156,38 @@ def verify_byte_identical(s3, sim: dict) -> tuple[int, int]:
                 or len(body) != f["size"]:
             raise SystemExit(f"mirror differs from the simulator for {entry['key']}")
         checked += 1
-    return checked, len(every) - len(truth)
+    return checked + verify_vault_identical(s3, sim, vaults), len(every) - len(truth)
+
+
+def verify_vault_identical(s3, sim: dict, manifests: list[dict]) -> int:
+    """The Vault side: every file the demo user may see, at its latest checked-in version,
+    byte for byte (SHA-256, since Vault gives no checksum)."""
+    truth = requests.get(f"{sim['base_url']}/_sim/vault/files", timeout=30).json()["files"]
+    mirrored = {item_id: (m["project_id"], entry) for m in manifests for item_id, entry in m["items"].items()
+                if not entry.get("deleted_at")}
+    if {f["file_id"] for f in truth} != set(mirrored):
+        raise SystemExit(f"the mirror holds {len(mirrored)} Vault files, the simulator's Vault {len(truth)}")
+    for f in truth:
+        vault_id, entry = mirrored[f["file_id"]]
+        body = s3.get_object(Bucket=BUCKET, Key=entry["key"])["Body"].read()
+        expected = requests.get(f"{sim['base_url']}/_sim/vault/{vault_id}/file-versions/{f['version_id']}/sha256",
+                                timeout=10).json()["sha256"]
+        if entry["version_id"] != f["version_id"] or hashlib.sha256(body).hexdigest() != expected:
+            raise SystemExit(f"mirror differs from the simulator's Vault for {entry['key']}")
+    return len(truth)
+
+
+def change_a_vault_file(sim: dict, s3) -> str:
+    """Check in a new version of one mirrored Vault file, through the simulator's control API."""
+    from aps_mirror.catalog import reader
+
+    con = reader.connect(s3, BUCKET, PREFIX, tables=("files",))
+    [(item_id, path, vault_id)] = con.sql(
+        "SELECT item_id, path, project_id FROM files WHERE source = 'vault' AND status = 'mirrored' "
+        "ORDER BY size, path LIMIT 1").fetchall()
+    requests.post(f"{sim['base_url']}/_sim/vault/{quote(vault_id, safe='')}/files/{quote(item_id, safe='')}/versions",
+                  json={"size": 6144}, timeout=10).raise_for_status()
+    return path
 
 
 def change_two_files(sim: dict, s3) -> tuple[str, str]:
@@ -170,11 +208,12 @@ def change_two_files(sim: dict, s3) -> tuple[str, str]:
 
 
 def ask_the_catalog(s3) -> None:
-    """The demo's last word: two questions an analyst would ask, answered by DuckDB."""
+    """The demo's last word: questions an analyst would ask, answered by DuckDB."""
     from aps_mirror.catalog import examples, reader
 
     con = reader.connect(s3, BUCKET, PREFIX)
-    for title, sql in (("The ten largest files", examples.LARGEST_FILES),
+    for title, sql in (("Docs and Vault side by side", examples.FILES_BY_SOURCE),
+                       ("The ten largest files", examples.LARGEST_FILES),
                        ("What the last run changed", examples.CHANGED_IN_LATEST_RUN)):
         columns, rows = examples.ask(con, sql)
         print(f"\n    {title}:\n    " + "\n    ".join(sql.strip().splitlines()) + "\n")
@@ -209,7 +248,11 @@ def main() -> int:
             "AIRFLOW_CONN_AUTODESK_DEFAULT": json.dumps({
                 "conn_type": "autodesk", "host": sim["base_url"], "login": sim["client_id"],
                 "password": sim["client_secret"],
-                "extra": {"auth_mode": "client_credentials", "scopes": "data:read"}}),
+                "extra": {"auth_mode": "client_credentials", "scopes": "data:read",
+                          # The simulator's Vault, signed in with a Vault account (an app token
+                          # has no user, which Vault requires).
+                          "vault_url": sim["base_url"], "vault_user": VAULT_USER,
+                          "vault_password": VAULT_PASSWORD}}),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
                 "conn_type": "aws", "login": "demo-key", "password": "demo-secret",
                 "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"}}),
@@ -232,27 +275,28 @@ def main() -> int:
 
         print(render_tree(s3, BUCKET, PREFIX))
         checked, left_out = verify_byte_identical(s3, sim)
-        print(f"\n    {checked} files byte-identical to the simulator "
-              f"({first['downloads'] - before['downloads']} downloads); {left_out} left out by the "
+        print(f"\n    {checked} files (Docs and Vault) byte-identical to the simulator "
+              f"({first['reads'] - before['reads']} reads); {left_out} left out by the "
               "default selection (ACC Plans: top_folders=[\"Project Files\", \"Plans\"] adds them)")
 
         say("Run 2: nothing changed, so nothing may be copied")
         airflow(env, "dags", "test", "aps_mirror", log_name="run-2")
         second = sim_stats(sim["base_url"])
-        copied_again = second["downloads"] - first["downloads"]
+        copied_again = second["reads"] - first["reads"]
         print(f"    files downloaded on the second run: {copied_again}")
         if copied_again:
             raise SystemExit("the second run copied files although nothing changed")
 
-        say("Run 3: in Autodesk, one file gets a new version and another is renamed")
+        say("Run 3: in Autodesk, one file gets a new version and another is renamed; in Vault, one is checked in")
         changed, renamed = change_two_files(sim, s3)
-        print(f"    new version of {changed}; {renamed}")
+        checked_in = change_a_vault_file(sim, s3)
+        print(f"    new version of {changed}; {renamed}; new Vault version of {checked_in}")
         airflow(env, "dags", "test", "aps_mirror", log_name="run-3")
         third = sim_stats(sim["base_url"])
-        downloads = third["downloads"] - second["downloads"]
-        print(f"    files downloaded on the third run: {downloads} (the rename is a copy inside S3)")
-        if downloads != 1:
-            raise SystemExit(f"the third run downloaded {downloads} files; only the new version should be")
+        downloads = third["reads"] - second["reads"]
+        print(f"    files read on the third run: {downloads} (the rename is a copy inside S3)")
+        if downloads != 2:
+            raise SystemExit(f"the third run read {downloads} files; only the two new versions should be")
         verify_byte_identical(s3, sim)
 
         say("Ask the catalog (DuckDB over the Parquet tables in _aps_mirror/catalog/)")

@@ -24,6 +24,15 @@ WHERE run_id = (SELECT run_id FROM latest)
 ORDER BY action, project_name, path
 """
 
+# Docs and Vault side by side: what each source holds in the mirror.
+FILES_BY_SOURCE = """
+SELECT source, project_name, count(*) AS files, round(sum(size) / 1048576, 2) AS mib
+FROM files
+WHERE status IN ('mirrored', 'outdated')
+GROUP BY ALL
+ORDER BY source, project_name
+"""
+
 PROJECT_FRESHNESS = """
 SELECT hub_name, project_name, files, bytes, last_run_status, last_success_at
 FROM projects
