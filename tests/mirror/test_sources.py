@@ -125,13 +125,7 @@ def test_delete_policies_apply_to_a_second_source(memory, s3, bucket, policy):
     memory.delete(doomed)
     summary = run(memory, s3, bucket, delete_policy=policy, max_delete=DeleteLimit(count=5))
     assert summary.files_deleted == 1 and not summary.deletes_refused
-    trash = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_aps_mirror/trash/")
-             .get("Contents", [])}
-    if policy is DeletePolicy.KEEP:
-        assert mirrored(s3, bucket)[doomed]["deleted_at"] and key in object_keys(s3, bucket)
-    else:
-        assert doomed not in mirrored(s3, bucket) and key not in object_keys(s3, bucket)
-        assert [t.endswith(f"/{key}") for t in trash] == ([True] if policy is DeletePolicy.TRASH else [])
+    assert_deleted_by_policy(s3, bucket, doomed, key, policy)
     assert_exact_memory_mirror(memory, s3, bucket)
 
 
@@ -221,3 +215,15 @@ def test_a_scope_of_a_source_the_run_lacks_fails_alone(memory, simulator, aps, s
     assert result.errors == ["Memory / Engineering comes from source 'memory', which this run does not "
                              "have (it has docs)"]
     assert not object_keys(s3, bucket)
+
+
+def assert_deleted_by_policy(s3, bucket: str, item_id: str, key: str, policy: DeletePolicy) -> None:
+    """What a delete policy leaves of a deleted file: keep marks it deleted and keeps its
+    object; trash moves the object under _aps_mirror/trash/; delete removes it."""
+    trash = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_aps_mirror/trash/")
+             .get("Contents", [])}
+    if policy is DeletePolicy.KEEP:
+        assert mirrored(s3, bucket)[item_id]["deleted_at"] and key in object_keys(s3, bucket)
+    else:
+        assert item_id not in mirrored(s3, bucket) and key not in object_keys(s3, bucket)
+        assert [t.endswith(f"/{key}") for t in trash] == ([True] if policy is DeletePolicy.TRASH else [])

@@ -31,6 +31,7 @@ from aps_mirror.mirror.sources.records import FileVersion
 from aps_mirror.vault import GATEWAY_PAYLOAD_QUOTA, VaultClient
 from tests.mirror.test_engine import PREFIX, mirrored, object_keys
 from tests.mirror.test_key_space import assert_keys_distinct
+from tests.mirror.test_sources import assert_deleted_by_policy
 from tests.vault.conftest import vault_client
 
 GEARBOX = ("Designs", "Gearbox")
@@ -127,13 +128,7 @@ def test_delete_policies_apply_to_vault_files(simulator, source, s3, bucket, pol
     sim.delete_file(vault_id, doomed)
     summary = run(source, s3, bucket, delete_policy=policy, max_delete=DeleteLimit(count=5))
     assert summary.files_deleted == 1 and not summary.deletes_refused
-    trash = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_aps_mirror/trash/")
-             .get("Contents", [])}
-    if policy is DeletePolicy.KEEP:
-        assert mirrored(s3, bucket)[doomed]["deleted_at"] and key in object_keys(s3, bucket)
-    else:
-        assert doomed not in mirrored(s3, bucket) and key not in object_keys(s3, bucket)
-        assert [t.endswith(f"/{key}") for t in trash] == ([True] if policy is DeletePolicy.TRASH else [])
+    assert_deleted_by_policy(s3, bucket, doomed, key, policy)
     assert_exact_vault_mirror(simulator, s3, bucket)
 
 
