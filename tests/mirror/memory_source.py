@@ -72,6 +72,7 @@ class MemorySource:
     """The `Source` protocol over in-memory stores, changed by the test between runs."""
 
     name = NAME
+    has_change_dates = False  # no rollups: every run walks
 
     def __init__(self) -> None:
         self.stores: dict[str, Store] = {}

@@ -88,6 +88,9 @@ def test_a_vault_is_copied_exactly_then_a_quiet_run_downloads_nothing(simulator,
     assert (again.files_copied, again.files_renamed, again.files_deleted, again.errors) == (0, 0, 0, [])
     assert again.files_skipped == len(live)
     assert content_requests(simulator) == 0, "nothing downloaded on a quiet night"
+    engine = MirrorEngine(source, s3, MirrorConfig(bucket=bucket, prefix=PREFIX))
+    [scan] = engine.scan_projects(engine.list_projects())
+    assert scan.needs_walk == "listed every run (the source keeps no change dates)"
 
 
 def test_a_new_version_is_read_once_and_renames_and_moves_are_copies_inside_s3(simulator, source, s3, bucket):

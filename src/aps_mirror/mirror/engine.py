@@ -269,6 +269,8 @@ class MirrorEngine:
         if manifest.pending_deletes:
             return "removals to finish"
         if manifest.root_rollup is None:
+            if project.source in self.sources and not self.sources[project.source].has_change_dates:
+                return "listed every run (the source keeps no change dates)"
             return "the last walk left work (failures, waiting deletes, or an incomplete listing)"
         return self._full_walk_reason(manifest, project)
 

@@ -65,6 +65,9 @@ class Source(Protocol):
     """What the engine asks of a source. One instance serves a whole run, from many threads."""
 
     name: str  # "docs", "vault": the `source` of its scopes, their manifests and catalog rows
+    # Whether `may_have_changed` can tell from change dates (Docs: folder rollups); without them
+    # every scope is walked each run, and the scan says so.
+    has_change_dates: bool
 
     def list_scopes(self, config: MirrorConfig, record: MirrorRecord, manifests: ManifestStore) -> list[ProjectRef]:
         """The scopes `config` selects, each with the key segments `record` pins for it.

@@ -27,6 +27,7 @@ class DocsSource:
     """The hubs and projects an APS connection sees; a project is a scope."""
 
     name = DOCS
+    has_change_dates = True  # folder rollups
 
     def __init__(self, client: ApsClient) -> None:
         self.client = client

@@ -47,6 +47,7 @@ class VaultSource:
     """The selected vaults of one Vault server; a vault is a scope."""
 
     name = VAULT
+    has_change_dates = False  # folders carry no modified date, and there is no change feed
 
     def __init__(self, client: VaultClient) -> None:
         self.client = client
