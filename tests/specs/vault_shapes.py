@@ -1,4 +1,4 @@
-"""The Vault Data API v2 response shapes as JSON Schemas, written from ../shared/docs/vault-notes.md
+"""The Vault Data API v2 response shapes as JSON Schemas, written from docs/vault-api-notes.md
 (which restates Autodesk's OpenAPI 2.0.12; the spec itself is not vendored here).
 
 Each schema lists the fields and types the notes give. Extra fields are allowed, since live
