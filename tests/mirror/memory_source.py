@@ -156,6 +156,7 @@ class MemorySource:
              top_folders: tuple[str, ...]) -> Listing:
         self._sent("walk")
         listing = Listing(full_walk=True)  # every folder, every time
+        held_by_folder = known.held_segments_by_folder()
         stack: list[tuple[MemoryFolder, tuple[str, ...], tuple[str, ...], str | None]] = [
             (self.stores[scope.project_id].root, (), (), None)]
         while stack:
@@ -163,7 +164,7 @@ class MemorySource:
             if parent_id is not None or names:
                 listing.folders[folder.id] = WalkedFolder(folder.id, None, names, segs, parent_id)
                 listing.folders_listed += 1
-            held = known.held_segments(folder.id if names else None)
+            held = held_by_folder.get(folder.id if names else None, {})
             children = [(f.id, f.name) for f in folder.folders] + [(f.id, f.name) for f in folder.files]
             segments = assign_segments(children, held)
             for child in folder.folders:

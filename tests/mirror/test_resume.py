@@ -20,6 +20,7 @@ from tests.mirror.test_engine import PREFIX, mirrored, object_keys
 def test_a_killed_first_copy_downloads_only_what_is_missing(simulator, s3, s3_endpoint, bucket,
                                                             monkeypatch, at_s3_call):
     monkeypatch.setattr(engine_module, "CHECKPOINT_FILES", 5)  # the forked run inherits it
+    monkeypatch.setattr(engine_module, "SAVE_SHARE", 0)  # however long a save took: every 5 files
     killed_run(simulator, s3_endpoint, bucket, at_s3_call=at_s3_call)
     in_s3 = object_keys(s3, bucket)
     written = {k: _stamp(s3, bucket, k) for k in in_s3}
@@ -58,3 +59,20 @@ def test_an_object_of_the_killed_run_renamed_since_is_moved_not_downloaded(simul
     # object proves it, so at most the files without an object are downloaded.
     assert sim.stats()["downloads"] - downloads <= files - len(in_s3) + 1
     assert_converged(simulator, s3, s3_endpoint, bucket)
+
+
+def test_a_checkpoint_waits_in_proportion_to_how_long_the_last_save_took(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(engine_module.time, "monotonic", lambda: clock[0])
+    checkpoint = engine_module._Checkpoint()
+    for _ in range(engine_module.CHECKPOINT_FILES):
+        checkpoint.add(64)
+    assert checkpoint.due(), "a quick manifest is saved every CHECKPOINT_FILES files"
+    with checkpoint.saving():
+        clock[0] += 3.0  # a vault's manifest of 100,000 files takes seconds to write
+    for _ in range(engine_module.CHECKPOINT_FILES * 5):
+        checkpoint.add(64)
+    clock[0] += 3.0 * engine_module.SAVE_SHARE - 1
+    assert not checkpoint.due(), "saving may not take more than 1/SAVE_SHARE of the run"
+    clock[0] += 1
+    assert checkpoint.due()

@@ -548,9 +548,11 @@ def test_held_segments_include_deleted_items_and_child_folders_only_of_that_pare
     manifest.items["deleted"] = entry("v2", key="mirror/Hub/Project/Project Files/b：c.dwg", folder_id="top-a",
                                       deleted_at="2024-03-01T00:00:00+00:00")
     manifest.items["elsewhere"] = entry("v3", key="mirror/Hub/Project/Project Files/Sub/d.dwg", folder_id="sub")
-    assert manifest.held_segments("top-a") == {"sub": "Sub", "live": "a.dwg", "deleted": "b：c.dwg"}
-    assert manifest.held_segments(None) == {"top-a": "Project Files", "top-b": "Plans"}
-    assert manifest.held_segments("sub") == {"deep": "Deep", "elsewhere": "d.dwg"}
+    held = manifest.held_segments_by_folder()
+    assert held["top-a"] == {"sub": "Sub", "live": "a.dwg", "deleted": "b：c.dwg"}
+    assert held[None] == {"top-a": "Project Files", "top-b": "Plans"}
+    assert held["sub"] == {"deep": "Deep", "elsewhere": "d.dwg"}
+    assert set(held) == {None, "top-a", "sub"}
 
 
 def _walked(folder_id: str, names: tuple[str, ...], parent: str | None):

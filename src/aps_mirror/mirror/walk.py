@@ -95,7 +95,10 @@ def walk_project(client: ApsClient, project: ProjectRef, known: KnownTree | None
     for skipped in set(tops) - set(selected):
         log.debug("skip top folder %r of %s: not selected, ACC system or hidden", skipped.name, project.label)
     listing.unwalked_tops = {f.id for f in tops} - {f.id for f in selected}
-    held = known.held_segments if known is not None else (lambda parent_id: {})
+    held_by_folder = known.held_segments_by_folder() if known is not None else {}
+
+    def held(parent_id: str | None) -> dict[str, str]:
+        return held_by_folder.get(parent_id, {})
     # Every visible top folder takes part, selected or not: a selection never moves a key.
     segments = assign_segments([(f.id, f.name) for f in tops if not f.hidden], held(None))
     stack = [(f, (f.name,), (segments[f.id],), None) for f in selected]

@@ -152,7 +152,7 @@ class KnownTree(Protocol):
 
     def known_rollup(self, folder_id: str) -> tuple[datetime | None, tuple[str, ...]] | None: ...
 
-    def held_segments(self, parent_id: str | None) -> dict[str, str]:
-        """Entry id -> the key segment it holds, for the files and folders of one folder
-        (`None`: the top folders), whether the walk lists them again or not."""
+    def held_segments_by_folder(self) -> Mapping[str | None, dict[str, str]]:
+        """Folder id (`None`: the top folders) -> entry id -> the key segment it holds, for
+        the files and folders of each folder, whether the walk lists them again or not."""
         ...

@@ -96,6 +96,7 @@ class VaultSource:
             else:
                 files_in.setdefault(version.parent_folder_id, []).append(version)
 
+        held_by_folder = known.held_segments_by_folder()
         placed: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {root_id: ((), ())}  # names, segments
         cloaked: set[str] = set()
         queue = [root_id]
@@ -111,9 +112,9 @@ class VaultSource:
                     files = []
                     for version in files_in.get(root_id, []):
                         listing.kept.add(version.file_id)
-                held = {**known.held_segments(None), **known.held_segments(root_id)}
+                held = {**held_by_folder.get(None, {}), **held_by_folder.get(root_id, {})}
             else:
-                held = known.held_segments(parent_id)
+                held = held_by_folder.get(parent_id, {})
             segments = assign_segments([(f.id, f.name) for f in folders if not f.cloaked]
                                        + [(v.file_id, v.name) for v in files], held)
             for folder in folders:
