@@ -1,4 +1,4 @@
-"""Shared fixtures: a live APS simulator over HTTP and moto's S3 server, both in-process."""
+"""Shared fixtures: a live APS simulator over HTTP (in-process) and moto's S3 server (a process)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Iterator
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
-from moto.server import ThreadedMotoServer
 
 from aps_mirror.aps.client import ApsClient
 from aps_mirror.aps.retry import RetryPolicy
 from aps_mirror.aps.transport import ApsTransport
 from aps_mirror.connection import ApsConnection, AuthMode
 from aps_mirror.simulator import Simulator, SimulatorServer
+from tests.iam_moto import moto_process
 
 # moto's and SeaweedFS's S3 as `s3_server` (parametrized), `moto_s3`, `seaweedfs_s3`.
 pytest_plugins = ["tests.s3_servers"]
@@ -49,11 +49,8 @@ def aps(simulator: SimulatorServer) -> ApsClient:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_process() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""moto's server with IAM enforced: S3 requests must be signed by a user (or role) it knows and
-be allowed by that user's policy, as on AWS. Shared by the permission and credential tests."""
+"""moto's server as a process of its own (the tests' S3), and with IAM enforced: S3 requests must
+be signed by a user (or role) it knows and be allowed by that user's policy, as on AWS (the
+permission and credential tests)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,23 +48,28 @@ def create_user(iam: Any, name: str, statements: list[dict[str, Any]]) -> tuple[
     return key["AccessKeyId"], key["SecretAccessKey"]
 
 
+def _die_with_parent() -> None:
+    """In the child: a test run killed outright (a `timeout`, a cancelled CI job) takes its
+    server with it instead of leaving it behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @contextmanager
-def iam_moto_server(setup: Callable[[str, Any], Any]) -> Iterator[tuple[str, Any]]:
-    """A moto server of its own; `setup(endpoint, iam_client)` makes users and roles while
-    anything goes, then IAM is enforced. Yields (endpoint, what setup returned)."""
+def moto_process() -> Iterator[str]:
+    """moto's server in a process of its own, so that serving S3 never competes for the test
+    process's interpreter (where the simulator answers too); yields its endpoint."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=_die_with_parent)
     try:
         wait_until_up(endpoint, process)
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
-                           aws_access_key_id="setup", aws_secret_access_key="setup")
-        made = setup(endpoint, iam)
-        # From here on every request must be signed by one of the users (or roles) and be allowed.
-        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
-        yield endpoint, made
+        yield endpoint
     finally:
         process.terminate()
         try:
@@ -70,3 +77,16 @@ def iam_moto_server(setup: Callable[[str, Any], Any]) -> Iterator[tuple[str, Any
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@contextmanager
+def iam_moto_server(setup: Callable[[str, Any], Any]) -> Iterator[tuple[str, Any]]:
+    """A moto server of its own; `setup(endpoint, iam_client)` makes users and roles while
+    anything goes, then IAM is enforced. Yields (endpoint, what setup returned)."""
+    with moto_process() as endpoint:
+        iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
+                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        made = setup(endpoint, iam)
+        # From here on every request must be signed by one of the users (or roles) and be allowed.
+        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+        yield endpoint, made
