@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import threading
+from typing import Any
 
 import boto3
 import pytest
@@ -29,7 +30,9 @@ CONFIG = dict(prefix=PREFIX, delete_policy=DeletePolicy.DELETE, max_delete=Delet
               top_folders=ALL_TOP_FOLDERS)
 
 
-def sync_all(simulator, s3_endpoint: str, bucket: str, kill_at_s3_call: int | None = None) -> None:
+def s3_client(s3_endpoint: str, kill_at_s3_call: int | None = None) -> Any:
+    """A client of the S3 server; with `kill_at_s3_call`, its process SIGKILLs itself right
+    before that S3 call (counted over the client's calls, from 1)."""
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
                       aws_access_key_id="test", aws_secret_access_key="test")
     if kill_at_s3_call:
@@ -42,16 +45,21 @@ def sync_all(simulator, s3_endpoint: str, bucket: str, kill_at_s3_call: int | No
                     os.kill(os.getpid(), signal.SIGKILL)
 
         s3.meta.events.register("before-call.s3", maybe_die)
+    return s3
+
+
+def sync_all(simulator, s3_endpoint: str, bucket: str, kill_at_s3_call: int | None = None) -> None:
+    s3 = s3_client(s3_endpoint, kill_at_s3_call)
     aps = ApsClient(ApsTransport(connection_for(simulator), retry_policy=FAST_RETRY))
     engine = MirrorEngine(aps, s3, MirrorConfig(bucket=bucket, **CONFIG))
     for project in engine.list_projects():
         engine.sync_project(project)
 
 
-def killed_run(simulator, s3_endpoint, bucket, *, at_request=None, at_s3_call=None) -> None:
-    """Run a sync in a child process and SIGKILL it at the chosen point."""
+def killed_run(simulator, s3_endpoint, bucket, *, at_request=None, at_s3_call=None, sync=sync_all) -> None:
+    """Run `sync` (called as `sync_all` is) in a child process and SIGKILL it at the chosen point."""
     ctx = multiprocessing.get_context("fork")
-    child = ctx.Process(target=sync_all, args=(simulator, s3_endpoint, bucket, at_s3_call))
+    child = ctx.Process(target=sync, args=(simulator, s3_endpoint, bucket, at_s3_call))
     traffic = simulator.sim.traffic
     original = traffic.record
     served = itertools.count(1)
@@ -73,6 +81,11 @@ def killed_run(simulator, s3_endpoint, bucket, *, at_request=None, at_s3_call=No
 def assert_converged(simulator, s3, s3_endpoint, bucket) -> None:
     sync_all(simulator, s3_endpoint, bucket)
     assert_exact_mirror(simulator, s3, bucket)
+    assert_nothing_left_over(s3, bucket)
+
+
+def assert_nothing_left_over(s3, bucket) -> None:
+    """No orphan object, no stale multipart upload, no delete left pending in any manifest."""
     referenced = {e["key"] for e in mirrored(s3, bucket).values()}
     assert object_keys(s3, bucket) == referenced, "orphan objects left behind"
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), "stale multipart uploads"
