@@ -1,6 +1,10 @@
 """Restore: files from the mirror back into Autodesk Docs, as of the latest mirrored state or
 a point in time, into a new folder (default), a given folder, or in place.
 
+Only Docs projects: Vault's Data API v2 has no write endpoints, so a selection that names only
+vaults (by glob, or by a path only they hold) is refused before anything is sent to Autodesk,
+and the vaults a wider glob (`*`) also selects are skipped, said in one log line.
+
 Never overwrites: without `in_place`, a file lands only where no file of that name is; with
 it, the restored bytes become a new version (a deleted item comes back). Resumable: a file
 already in its target (same name and size; in place, same size and SHA-1) is skipped.
@@ -15,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -25,9 +29,11 @@ from aps_mirror.aps.models import Folder, Item, Version
 from aps_mirror.aps.parsing import parse_timestamp
 from aps_mirror.aps.uploads import WRITE_SCOPES, ApsUploader
 from aps_mirror.errors import ApiError, ApsMirrorError, ConfigError
+from aps_mirror.mirror.keys import VAULT_ROOT, ProjectKeys
 from aps_mirror.mirror.manifest import Manifest, ManifestEntry, ManifestStore
 from aps_mirror.mirror.restore_request import DEFAULT_WORKERS, RestoreRequest
 from aps_mirror.mirror.selection import matches_filter
+from aps_mirror.mirror.sources.chosen import VAULT
 from aps_mirror.options import parse_workers
 from aps_mirror.threads import ContextThreadPool
 
@@ -82,8 +88,7 @@ def plan_restore(manifests: list[Manifest], request: RestoreRequest
     files: list[RestoreFile] = []
     not_restorable: list[dict[str, Any]] = []
     for manifest in manifests:
-        if not matches_filter(request.projects, manifest.project_name, manifest.project_id,
-                              manifest.project_id.removeprefix("b.")):
+        if not _selects(request.projects, manifest):
             continue
         for item_id, entry in sorted(manifest.items.items(), key=lambda pair: pair[1].source_path):
             chosen = _version_as_of(entry, request.as_of)
@@ -103,6 +108,58 @@ def plan_restore(manifests: list[Manifest], request: RestoreRequest
             files.append(RestoreFile(manifest, item_id, chosen["version_id"], chosen.get("version_number"),
                                      key, int(chosen.get("size") or 0), chosen.get("sha1"), path))
     return files, not_restorable
+
+
+def docs_scopes(manifests: list[Manifest], request: RestoreRequest, bucket: str, prefix: str) -> list[Manifest]:
+    """The manifests a restore may write back: the Docs projects. A vault cannot be written
+    (Vault's Data API v2 has no write endpoints): a project glob that selects only vaults, or a
+    selection whose files only vaults hold, is refused in one line; the vaults a glob selects
+    beside Docs projects are skipped, in one log line."""
+    vaults = [m for m in manifests if m.source == VAULT and _selects(request.projects, m)]
+    docs = [m for m in manifests if m.source != VAULT]
+    for glob in request.projects:
+        named = [m for m in vaults if _selects((glob,), m)]
+        if named and not any(_selects((glob,), m) for m in docs):
+            raise ConfigError(f"Project {glob!r} selects only {_vaults(named)}: "
+                              f"{_vault_advice(named, bucket, prefix)}")
+    in_vault = request
+    if request.path:  # Vault users write paths from the vault's root, "$/Designs"; the manifest, "Designs"
+        in_vault = replace(request, path=request.path.strip().removeprefix("$").lstrip("/") or None)
+    held = [m for m in vaults if _plans_any([m], in_vault)]
+    if not held:
+        return docs
+    if not _plans_any(docs, request):
+        selection = f"project {', '.join(map(repr, request.projects))}" + \
+            (f" and path {request.path!r}" if request.path else "")
+        raise ConfigError(f"Every file selected by {selection} is in {_vaults(held)}: "
+                          f"{_vault_advice(held, bucket, prefix)}")
+    log.warning("skipping %s: %s", _vaults(held), _vault_advice(held, bucket, prefix, skipped=True))
+    return docs
+
+
+def _selects(globs: tuple[str, ...], manifest: Manifest) -> bool:
+    return matches_filter(globs, manifest.project_name, manifest.project_id, manifest.project_id.removeprefix("b."))
+
+
+def _plans_any(manifests: list[Manifest], request: RestoreRequest) -> bool:
+    files, not_restorable = plan_restore(manifests, request)
+    return bool(files or not_restorable)
+
+
+def _vaults(vaults: list[Manifest]) -> str:
+    names = ", ".join(sorted(m.project_name for m in vaults))
+    return f"the vault {names}" if len(vaults) == 1 else f"the vaults {names}"
+
+
+def _vault_advice(vaults: list[Manifest], bucket: str, prefix: str, *, skipped: bool = False) -> str:
+    """What to do instead of restoring into a vault, in one line: copy its files out of S3."""
+    first = min(vaults, key=lambda m: m.project_name)
+    root = f"s3://{bucket}/{ProjectKeys(prefix, *first.root_segments).root}"
+    every = f"s3://{bucket}/{ProjectKeys(prefix, VAULT_ROOT, '<vault>').root}"
+    return (f"Vault cannot be written through its API, so aps-mirror restores into Autodesk Docs only; copy the "
+            f"mirrored files out of S3 directly, from {every} "
+            f"(e.g. aws s3 cp --recursive {root} ./{first.root_segments[-1]}). "
+            + ("Restoring the Docs projects only." if skipped else "Nothing was restored."))
 
 
 def _version_as_of(entry: ManifestEntry, as_of: datetime | None) -> dict[str, Any] | None:
@@ -226,11 +283,13 @@ class Restorer:
         self._trees_lock = threading.Lock()
 
     def run(self) -> RestoreSummary:
-        if not self.request.dry_run:
-            require_write_scopes(self.client)
         manifests = ManifestStore(self.s3, self.bucket, self.prefix).load_all()
         if not manifests:
             raise ConfigError(f"s3://{self.bucket}/{self.prefix} holds no manifest: check --bucket and --prefix.")
+        # A vault is refused first: no scope the connection could be given would let it be written.
+        manifests = docs_scopes(manifests, self.request, self.bucket, self.prefix)
+        if not self.request.dry_run:
+            require_write_scopes(self.client)
         files, not_restorable = plan_restore(manifests, self.request)
         if not files and not not_restorable:
             when = f" as of {self.request.as_of.isoformat()}" if self.request.as_of else ""

@@ -5,14 +5,14 @@ What each category means (the report: verify_report.py):
   is not in S3.
 - corrupt: its size, or the item and version its metadata names (`transfer.object_metadata`),
   is not the manifest's; with `deep`, the SHA-1 of its bytes is not the manifest's (or, when
-  the manifest has none, Autodesk's); a key the manifests give to two items.
+  the manifest has none, Autodesk's; Vault gives none); a key the manifests give to two items.
 - orphans: an object under a project's root (current or former, `mirror.json`) that no
   manifest references. The mirror's own `{prefix}/_aps_mirror/` holds none.
 - stale_uploads: a multipart upload under the prefix begun before the verification (and
   before the run holding the prefix's lease, if one does): invisible, billed, never finished.
 - outdated / not_mirrored, with an Autodesk client: a full walk of every mirrored project
   (the selection its manifest records) finds files the mirror holds at another version, or
-  does not hold.
+  does not hold. A vault is checked against S3 only (a note says so).
 
 Objects are checked in parallel by `workers` threads; a deep re-read streams each object
 through SHA-1 in chunks, so memory stays bounded whatever the object's size.
@@ -42,6 +42,7 @@ from aps_mirror.mirror.lease import LeaseState, MirrorLease
 from aps_mirror.mirror.manifest import Manifest, ManifestStore, now_iso
 from aps_mirror.mirror.mirror_record import MirrorRecord
 from aps_mirror.mirror.progress import Progress, ProgressListener
+from aps_mirror.mirror.sources.chosen import VAULT
 from aps_mirror.mirror.transfer import READ_CHUNK
 from aps_mirror.mirror.verify_report import CheckedProject, Finding, VerifyReport
 from aps_mirror.mirror.walk import ProjectRef, walk_project
@@ -63,6 +64,7 @@ class HeldObject:
     sha1: str | None
     path: str
     project_id: str
+    source: str = "docs"  # the manifest's: only a Docs object's SHA-1 can be asked of Autodesk
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,9 @@ def held_objects(manifest: Manifest) -> list[HeldObject]:
     held = []
     for item_id, entry in manifest.items.items():
         held.append(HeldObject(entry.key, item_id, entry.version_id, entry.size, entry.sha1,
-                               entry.source_path, manifest.project_id))
+                               entry.source_path, manifest.project_id, manifest.source))
         held += [HeldObject(h["kept_key"], item_id, h["version_id"], h["size"], h.get("sha1"),
-                            h.get("source_path") or entry.source_path, manifest.project_id)
+                            h.get("source_path") or entry.source_path, manifest.project_id, manifest.source)
                  for h in entry.history if h.get("kept_key")]
     return held
 
@@ -226,9 +228,10 @@ class MirrorVerifier:
         if not expected:
             expected, source = self._autodesk_sha1(held), "Autodesk's"
         if not expected:
+            ask = "Vault tells none" if held.source == VAULT else "pass --conn-id to ask Autodesk"
             return _Checked(held, bytes_read=size, read=True,
                             note=f"{held.key}: re-read, but no SHA-1 is known to compare with (none in the "
-                                 "manifest; pass --conn-id to ask Autodesk)")
+                                 f"manifest; {ask})")
         if expected.lower() != sha1:
             return _Checked(held, "corrupt", f"the SHA-1 of its bytes is {sha1}, {source} is {expected.lower()}",
                             size, read=True)
@@ -251,7 +254,7 @@ class MirrorVerifier:
 
     def _autodesk_sha1(self, held: HeldObject) -> str | None:
         """Autodesk's SHA-1 of the version an object holds (its signed download's), if told."""
-        if self.client is None:
+        if self.client is None or held.source == VAULT:  # Vault tells no checksum
             return None
         with self._versions_lock:
             versions = self._versions.get((held.project_id, held.item_id))
@@ -351,6 +354,10 @@ class MirrorVerifier:
                 report.errors.append(f"hub {hubs[hub_id].name}: its projects could not be listed ({exc})")
         walkable = []
         for manifest in manifests:
+            if manifest.source == VAULT:  # not in Autodesk Docs: its objects were checked against S3 only
+                report.notes.append(f"{manifest.hub_name} / {manifest.project_name}: a Vault vault, not compared "
+                                    "with its source (--conn-id compares Autodesk Docs projects only)")
+                continue
             if manifest.hub_id in hubs and manifest.hub_id not in listed:
                 continue  # its hub's error says it
             project = listed.get(manifest.hub_id, {}).get(manifest.project_id)
