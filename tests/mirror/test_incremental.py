@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from aps_mirror.mirror.keys import safe_segment
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
 from aps_mirror.mirror.manifest import ManifestConflict
 from aps_mirror.mirror.plan import DeleteLimit, DeletePolicy
@@ -178,9 +179,14 @@ def test_project_added_and_removed(simulator, aps, s3, bucket):
     assert aps_engine.retire_missing_projects(listed, unclean) == []
     assert aps_engine.retire_missing_projects(listed, [None] + results[1:]) == []  # a sync that never finished
     assert all(not e["deleted_at"] for e in mirrored(s3, bucket).values())
+    manifests_read = []
+    s3.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: manifests_read.append(params["Key"])
+                            if "/_aps_mirror/manifests/" in params["Key"] else None)
     retired = aps_engine.retire_missing_projects(listed, results)
     (result,) = retired
     assert "Harbor Bridge Retrofit" in result.project and result.files_deleted == 13
+    # Only the manifest of the project no longer listed is read, however many are listed.
+    assert len(manifests_read) == 1 and manifests_read[0].endswith(f"/{safe_segment(gone)}.json"), manifests_read
     entries = mirrored(s3, bucket)
     assert all(e["deleted_at"] for e in entries.values() if "/Harbor Bridge Retrofit/" in e["key"])
     assert_exact_mirror(simulator, s3, bucket)

@@ -164,7 +164,7 @@ class MirrorEngine:
         listed_ids = {p.project_id for p in listed}
         hub_names = {p.hub_id: p.hub_name for p in listed}
         retired = []
-        for manifest in self.manifests.load_all():
+        for manifest in self.manifests.load_all(except_for=listed):
             if (manifest.project_id in listed_ids or manifest.hub_id not in hub_names
                     or not self.config.selects_project(hub_names[manifest.hub_id], manifest.hub_id,
                                                        manifest.project_name, manifest.project_id)):

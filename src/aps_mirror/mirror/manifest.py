@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
@@ -391,12 +391,16 @@ class ManifestStore:
                             source=project.source)
         return Manifest.from_json(answer["Body"].read(), f"s3://{self.bucket}/{key}", answer.get("ETag"))
 
-    def load_all(self) -> list[Manifest]:
-        """Every project manifest of the mirror."""
+    def load_all(self, except_for: Iterable[ProjectRef] = ()) -> list[Manifest]:
+        """Every project manifest of the mirror, but those of `except_for` (not even read: a
+        night that retires projects needs only the manifests of the projects no longer listed)."""
         prefix = f"{meta_prefix(self.prefix)}/manifests/"
+        skipped = {self.key_for(p.hub_id, p.project_id) for p in except_for}
         manifests = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
+                if obj["Key"] in skipped:
+                    continue
                 answer = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])
                 manifests.append(Manifest.from_json(answer["Body"].read(),
                                                     f"s3://{self.bucket}/{obj['Key']}", answer.get("ETag")))
