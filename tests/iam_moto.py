@@ -57,14 +57,28 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+# moto.server's entry point, optionally with S3's minimum part size lowered first (its check
+# reads the module global at call time).
+_SERVE = """
+import sys
+import moto.s3.models
+if sys.argv[1] != "-":
+    moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = int(sys.argv[1])
+from moto.server import main
+main(sys.argv[2:])
+"""
+
+
 @contextmanager
-def moto_process() -> Iterator[str]:
+def moto_process(part_min_size: int | None = None) -> Iterator[str]:
     """moto's server in a process of its own, so that serving S3 never competes for the test
-    process's interpreter (where the simulator answers too); yields its endpoint."""
+    process's interpreter (where the simulator answers too); yields its endpoint.
+    `part_min_size` lowers S3's 5 MiB minimum multipart part size (small-part tests only)."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    minimum = "-" if part_min_size is None else str(part_min_size)
+    process = subprocess.Popen([sys.executable, "-c", _SERVE, minimum, "-H", "127.0.0.1", "-p", str(port)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                preexec_fn=_die_with_parent)
     try:

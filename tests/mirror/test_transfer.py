@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import threading
 
-import moto.s3.models
+from typing import Iterator
+
 import pytest
 
 from aps_mirror.errors import ApiError, TransferError
@@ -17,6 +18,7 @@ from aps_mirror.mirror.sources.docs import DocsSource
 from aps_mirror.mirror.sources.records import RemoteFile
 from aps_mirror.mirror.transfer import PART_ATTEMPTS, copy_version
 from aps_mirror.mirror.walk import file_version
+from tests.iam_moto import moto_process
 
 MIB = 1024 * 1024
 PART = MIB
@@ -26,10 +28,12 @@ KEY = "mirror/big model.rvt"
 RANGED = dict(ranged_threshold=MIB, part_size=PART)
 
 
-@pytest.fixture(autouse=True)
-def small_parts(monkeypatch):
-    """Let moto's S3 accept 1 MiB parts (real S3 wants 5 MiB; the engine tests keep that)."""
-    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 256 * 1024)
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A moto server of this module's own that accepts 256 KiB parts (real S3 wants 5 MiB; the
+    engine tests keep that on the shared server)."""
+    with moto_process(part_min_size=256 * 1024) as endpoint:
+        yield endpoint
 
 
 class Progress:
