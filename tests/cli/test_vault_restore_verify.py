@@ -131,6 +131,22 @@ def test_every_way_of_selecting_the_vault_is_refused(mirror, values, message) ->
     assert mirror.requests_served() == 0, mirror.server.sim.stats()["requests"]
 
 
+def test_the_plan_of_a_restore_refuses_the_vault_before_it_checks_the_write_scopes(mirror) -> None:
+    """The restore DAG's plan_restore: a dry run that checks the scopes of the real restore."""
+    read_only = ApsClient(ApsTransport(connection_for(mirror.server), retry_policy=FAST_RETRY))
+
+    def plan(project: str) -> str:
+        request = restore_request({"project": project, "dry_run": True})
+        with pytest.raises(ConfigError) as refused:
+            Restorer(read_only, mirror.s3, mirror.bucket, PREFIX, request, check_scopes=True).run()
+        return str(refused.value)
+
+    mirror.server.sim.reset_stats()
+    assert plan("Engineering").startswith("Project 'Engineering' selects only the vault Engineering: ")
+    assert mirror.requests_served() == 0, "no scope to ask for would make a vault writable"
+    assert "needs the scopes data:write and data:create" in plan(DOCS_PROJECT)
+
+
 def test_a_glob_over_docs_and_vault_restores_the_docs_project_and_skips_the_vault(
         mirror, simulator, caplog) -> None:
     """Into a fresh demo account (the same ids as the mirrored one), so the module's stays as mirrored."""

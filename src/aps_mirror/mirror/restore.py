@@ -274,8 +274,12 @@ class Restorer:
     """Plans and runs one restore, `workers` files at a time."""
 
     def __init__(self, client: ApsClient, s3: Any, bucket: str, prefix: str, request: RestoreRequest,
-                 *, today: str | None = None, workers: int = DEFAULT_WORKERS) -> None:
+                 *, today: str | None = None, workers: int = DEFAULT_WORKERS,
+                 check_scopes: bool | None = None) -> None:
         self.client, self.s3, self.bucket, self.prefix, self.request = client, s3, bucket, prefix, request
+        # Whether run() checks the token may write: by default when it writes; a dry run that
+        # plans a real restore (the DAG's plan_restore) asks for the check too.
+        self.check_scopes = not request.dry_run if check_scopes is None else check_scopes
         self.uploader = ApsUploader(client)
         self.today = today or datetime.now(timezone.utc).strftime("%Y-%m-%d")
         self.workers = parse_workers(workers, "workers")
@@ -288,7 +292,7 @@ class Restorer:
             raise ConfigError(f"s3://{self.bucket}/{self.prefix} holds no manifest: check --bucket and --prefix.")
         # A vault is refused first: no scope the connection could be given would let it be written.
         manifests = docs_scopes(manifests, self.request, self.bucket, self.prefix)
-        if not self.request.dry_run:
+        if self.check_scopes:
             require_write_scopes(self.client)
         files, not_restorable = plan_restore(manifests, self.request)
         if not files and not not_restorable:

@@ -136,7 +136,6 @@ def build_restore_dag(
         def plan_restore(params: dict[str, Any]) -> dict[str, Any]:
             """List what would be restored and where; refuse what a restore would be refused."""
             from aps_mirror.airflow_provider.pools import pool_exists
-            from aps_mirror.mirror.restore import require_write_scopes
 
             settings = restore_settings(params)
             assert settings.request is not None
@@ -144,9 +143,9 @@ def build_restore_dag(
                 raise ConfigError(f"Pool {pool!r} does not exist, so restore_files would never start: create it "
                                   f"with `airflow pools set {pool} 4 \"APS API concurrency\"` (or Admin > Pools), "
                                   "then clear this task.")
-            restorer = _restorer(settings, replace(settings.request, dry_run=True))
-            if not settings.request.dry_run:
-                require_write_scopes(restorer.client)
+            # The plan of a real restore checks the write scopes too (after refusing vaults).
+            restorer = _restorer(settings, replace(settings.request, dry_run=True),
+                                 check_scopes=not settings.request.dry_run)
             summary = restorer.run()
             for step in summary.restored:
                 log.info("would restore %s (v%s, %d bytes) -> %s", step["path"], step["version_number"],
@@ -182,7 +181,7 @@ def build_restore_dag(
     return built
 
 
-def _restorer(settings: RestoreSettings, request: RestoreRequest) -> Any:
+def _restorer(settings: RestoreSettings, request: RestoreRequest, *, check_scopes: bool | None = None) -> Any:
     """A Restorer over the run's connections: APS through AutodeskHook (the deployment's shared
     rate budget), S3 through the Amazon provider, sized for the workers."""
     from aps_mirror.airflow_provider.hooks.autodesk import AutodeskHook
@@ -191,7 +190,8 @@ def _restorer(settings: RestoreSettings, request: RestoreRequest) -> Any:
 
     client = AutodeskHook(settings.autodesk_conn_id).get_conn()
     s3 = mirror_s3({"aws_conn_id": settings.aws_conn_id}, workers=settings.workers)
-    return Restorer(client, s3, settings.bucket, settings.prefix, request, workers=settings.workers)
+    return Restorer(client, s3, settings.bucket, settings.prefix, request, workers=settings.workers,
+                    check_scopes=check_scopes)
 
 
 def restore_summary(summary: Any, *, dry_run: bool) -> dict[str, Any]:
