@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -28,6 +29,7 @@ from aps_mirror.mirror.sources.records import FileVersion, Listing, ProjectRef, 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+LOAD_WORKERS = 16  # manifests read at once by load_all (the S3 client pools more connections)
 __all__ = ["META_DIR", "Manifest", "ManifestConflict", "ManifestEntry", "ManifestStore", "meta_prefix", "now_iso"]
 
 
@@ -392,19 +394,23 @@ class ManifestStore:
         return Manifest.from_json(answer["Body"].read(), f"s3://{self.bucket}/{key}", answer.get("ETag"))
 
     def load_all(self, except_for: Iterable[ProjectRef] = ()) -> list[Manifest]:
-        """Every project manifest of the mirror, but those of `except_for` (not even read: a
-        night that retires projects needs only the manifests of the projects no longer listed)."""
+        """Every project manifest of the mirror, in key order, but those of `except_for` (not
+        even read: a night that retires projects needs only the manifests of the projects no
+        longer listed). Read LOAD_WORKERS at a time: an account of thousands of projects is
+        thousands of GETs."""
         prefix = f"{meta_prefix(self.prefix)}/manifests/"
         skipped = {self.key_for(p.hub_id, p.project_id) for p in except_for}
-        manifests = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                if obj["Key"] in skipped:
-                    continue
-                answer = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])
-                manifests.append(Manifest.from_json(answer["Body"].read(),
-                                                    f"s3://{self.bucket}/{obj['Key']}", answer.get("ETag")))
-        return manifests
+        keys = [obj["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+                for obj in page.get("Contents", []) if obj["Key"] not in skipped]
+
+        def read(key: str) -> Manifest:
+            answer = self.s3.get_object(Bucket=self.bucket, Key=key)
+            return Manifest.from_json(answer["Body"].read(), f"s3://{self.bucket}/{key}", answer.get("ETag"))
+
+        if len(keys) <= 1:
+            return [read(k) for k in keys]
+        with ThreadPoolExecutor(max_workers=min(LOAD_WORKERS, len(keys))) as pool:
+            return list(pool.map(read, keys))
 
     def save(self, manifest: Manifest) -> None:
         """Replace the manifest if nobody else did since it was read (atomic, conditional)."""
