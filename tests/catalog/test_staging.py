@@ -11,6 +11,7 @@ from aps_mirror.catalog import parquet, reader
 from aps_mirror.catalog.layout import catalog_prefix, key_safe, staging_prefix
 from aps_mirror.catalog.records import EventAction
 from aps_mirror.catalog.schema import EVENTS, RUNS
+from aps_mirror.catalog import writer as writer_module
 from aps_mirror.catalog.writer import CatalogWriter
 from aps_mirror.mirror.manifest import ManifestStore
 from tests.catalog.factories import OTHER_PROJECT, PREFIX, PROJECT, event, manifest, project_run
@@ -87,6 +88,26 @@ def test_publish_folds_the_projects_of_a_run_into_one_object_per_table(s3, bucke
         (False, PROJECT, "success")])
     assert_no_duplicates(s3, bucket)
     assert staged(s3, bucket) == [] and writer.fold_staged().records == 0, "nothing left to fold"
+
+
+def test_records_staged_together_are_one_object_and_fold_like_single_ones(s3, bucket, writer, monkeypatch):
+    """A scan's unchanged projects: one PUT for all, STAGED_BATCH at most per object."""
+    monkeypatch.setattr(writer_module, "STAGED_BATCH", 2)
+    quiet = [project_run(RUN, project_id=p, project_name=p[-4:], status="success",
+                         started_at="2025-03-01T02:00:01+00:00", finished_at="2025-03-01T02:00:02+00:00")
+             for p in (PROJECT, OTHER_PROJECT, THIRD_PROJECT)]
+    other_run = project_run("manual__2025-03-01T09:00:00+00:00", project_id=PROJECT, project_name="once",
+                            started_at="2025-03-01T09:00:00+00:00", finished_at="2025-03-01T09:00:01+00:00")
+    writer.record_project_runs([(run, []) for run in quiet] + [(other_run, [])])
+    assert len(staged(s3, bucket)) == 3, "two objects for the run's three records, one for the other run"
+    record(writer, PROJECT, started="03:00:00", items=2)  # and a single record, as a sync stages it
+    folded = writer.fold_staged()
+    assert (folded.records, folded.events, len(folded.run_rows)) == (5, 2, 5)
+    assert staged(s3, bucket) == []
+    runs = table(s3, bucket, "runs")
+    assert sorted((r["run_id"] == RUN, r["project_id"]) for r in runs) == sorted(
+        [(True, PROJECT), (True, OTHER_PROJECT), (True, THIRD_PROJECT), (True, PROJECT), (False, PROJECT)])
+    assert_no_duplicates(s3, bucket)
 
 
 def test_run_date_is_the_runs_earliest_start_and_stays_when_records_come_late(s3, bucket, writer):

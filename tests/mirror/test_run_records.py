@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from aps_mirror.catalog.records import CatalogEvent, EventAction, ProjectRun
+from aps_mirror.catalog.writer import CatalogWriter
 from aps_mirror.mirror.engine import MirrorConfig, MirrorEngine
 from aps_mirror.mirror.plan import DeleteLimit
 from tests.mirror.test_engine import PREFIX, mirrored
@@ -20,6 +21,10 @@ class RecordingSink:
     def record_project_run(self, run: ProjectRun, events: list[CatalogEvent]) -> None:
         self.runs.append(run)
         self.events += events
+
+    def record_project_runs(self, records: list[tuple[ProjectRun, list[CatalogEvent]]]) -> None:
+        for run, events in records:
+            self.record_project_run(run, events)
 
 
 def sync(aps, s3, bucket, sink: RecordingSink, run_id: str, **config):
@@ -113,3 +118,20 @@ def test_a_project_gone_from_autodesk_is_recorded_with_its_deletes(simulator, ap
     deleted = {e.item_id for e in sink.events if e.action == EventAction.DELETED}
     assert deleted and run.files_deleted == len(deleted)
     assert deleted < set(held), "only the gone project's files"
+
+
+def test_a_scan_stages_its_unchanged_projects_records_as_one_object(simulator, aps, s3, bucket):
+    """A quiet night of a big account: one PUT for the scan's records, not one per project."""
+    sync(aps, s3, bucket, RecordingSink(), "night-1")
+    catalog = CatalogWriter(s3, bucket, PREFIX)
+    engine = MirrorEngine(aps, s3, MirrorConfig(bucket=bucket, prefix=PREFIX), catalog=catalog, run_id="night-2")
+    projects = engine.list_projects()
+    scanned = engine.scan_projects(projects)
+    assert len(projects) > 1 and all(r.needs_walk is None for r in scanned)
+    assert len(catalog.staged_keys()) == 1
+    folded = catalog.fold_staged()
+    assert folded.records == len(projects) and folded.events == 0
+    assert sorted(r["project_id"] for r in folded.run_rows) == sorted(p.project_id for p in projects)
+    assert {(r["run_id"], r["status"]) for r in folded.run_rows} == {("night-2", "success")}
+    skipped = {r["project_id"]: r["files_skipped"] for r in folded.run_rows}
+    assert skipped == {r.project_id: r.files_skipped for r in scanned} and sum(skipped.values()) > 10

@@ -20,20 +20,9 @@ from aps_mirror.mirror.sources.docs import DocsSource
 from tests.mirror.memory_source import MemorySource
 from tests.mirror.test_engine import PREFIX, mirrored, object_keys
 from tests.mirror.test_key_space import assert_keys_distinct
+from tests.mirror.test_run_records import RecordingSink
 
 DRAWINGS = ("Designs", "Drawings")
-
-
-class Recorder:
-    """The catalog sink: every run record and event the engine sends."""
-
-    def __init__(self) -> None:
-        self.runs: list = []
-        self.events: list = []
-
-    def record_project_run(self, run, events) -> None:
-        self.runs.append(run)
-        self.events += events
 
 
 @pytest.fixture
@@ -77,7 +66,7 @@ def test_the_docs_source_and_a_test_source_keep_the_protocol():
 
 
 def test_a_second_source_is_planned_and_copied_exactly_then_skipped(memory, s3, bucket):
-    catalog = Recorder()
+    catalog = RecordingSink()
     first = run(memory, s3, bucket, catalog)
     assert (first.files_listed, first.files_copied, first.files_skipped, first.errors) == (4, 4, 0, [])
     assert first.bytes_copied == sum(len(f.contents[-1]) for f in memory.files.values())
@@ -104,7 +93,7 @@ def test_a_new_version_is_read_once_and_a_rename_and_a_move_are_copies_inside_s3
     memory.rename(plate, "plate (old).dwg")
     memory.move(assembly, store, ("Archive",))
     reads = sum(memory.downloads.values())
-    catalog = Recorder()
+    catalog = RecordingSink()
     summary = run(memory, s3, bucket, catalog)
     assert (summary.files_copied, summary.files_renamed, summary.files_skipped) == (1, 2, 1)
     assert sum(memory.downloads.values()) == reads + 1, "only the new version is read"

@@ -100,3 +100,6 @@ class CatalogSink(Protocol):
     """Where the engine sends each project's run record once the project is done."""
 
     def record_project_run(self, run: ProjectRun, events: list[CatalogEvent]) -> None: ...
+
+    def record_project_runs(self, records: list[tuple[ProjectRun, list[CatalogEvent]]]) -> None:
+        """Several projects' records at once (a scan's unchanged projects)."""

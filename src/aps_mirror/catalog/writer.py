@@ -3,7 +3,8 @@
 Atomicity (see docs/catalog.md):
 - `runs` and `events` hold one object per run and table, `<table>/run_date=<date>/<run_id>.parquet`.
   The engine never writes them: `record_project_run` stages each project's record (its run
-  row and its events, one Parquet object, one PUT) under `_aps_mirror/catalog_staging/`,
+  row and its events, one Parquet object, one PUT; a scan's unchanged projects share one)
+  under `_aps_mirror/catalog_staging/`,
   which no reader lists. `publish_snapshot` (once at the end of a run) first folds the
   staged records: for each run, one PUT of its `events` object, then one of its `runs`
   object, each merged with the run's object already there (a late record, a retried task,
@@ -47,8 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # A staged record is a Parquet file of `events` rows; its run row rides in the file's
-# key-value metadata as JSON, so one PUT stages the whole record.
+# key-value metadata as JSON, so one PUT stages the whole record. Records staged together (a
+# scan's unchanged projects) share one file: the metadata then holds a list of run rows.
 STAGED_RUN_KEY = b"aps_mirror.staged_run"
+STAGED_BATCH = 1000  # records per staged file at most (its footer holds their run rows)
 # Airflow names the runs an asset event starts `asset_triggered__...`: the live DAG's, started by
 # Autodesk's change events. Every other run (scheduled, manual, the CLI's) counts as nightly.
 LIVE_RUN_PREFIX = "asset_triggered__"
@@ -78,7 +81,7 @@ class FoldResult:
 @dataclass
 class _Staged:
     key: str
-    run: pa.Table  # one row, RUNS file schema
+    run: pa.Table  # a row per project record (of one run), RUNS file schema
     events: pa.Table  # EVENTS file schema
 
 
@@ -103,13 +106,31 @@ class CatalogWriter:
     def record_project_run(self, run: ProjectRun, events: list[CatalogEvent]) -> None:
         """Stage one project's run row and its events (CatalogSink): one object, one PUT,
         invisible to readers until `publish_snapshot` (or `fold_staged`) folds it."""
-        started = parquet.to_datetime(run.started_at) or datetime.now(timezone.utc)
-        record_id = (f"{key_safe(run.project_id)}__{started.strftime('%Y%m%dT%H%M%SZ')}-"
-                     f"{uuid.uuid4().hex[:12]}")
-        run_row = json.dumps(self._run_row(run, record_id), default=str, ensure_ascii=False)
-        body = parquet.encode(EVENTS, self._event_rows(run, events, record_id),
-                              {STAGED_RUN_KEY: run_row.encode("utf-8")})
-        self._put(staged_key(self.prefix, run.run_id, record_id), body)
+        self.record_project_runs([(run, events)])
+
+    def record_project_runs(self, records: list[tuple[ProjectRun, list[CatalogEvent]]]) -> None:
+        """Stage several projects' records (CatalogSink) as one object per run and
+        STAGED_BATCH records: a scan's thousand unchanged projects are one PUT, not a thousand."""
+        by_run: dict[str, list[tuple[ProjectRun, list[CatalogEvent]]]] = defaultdict(list)
+        for run, events in records:
+            by_run[run.run_id].append((run, events))
+        for run_id, of_run in by_run.items():
+            for start in range(0, len(of_run), STAGED_BATCH):
+                self._stage(run_id, of_run[start:start + STAGED_BATCH])
+
+    def _stage(self, run_id: str, records: list[tuple[ProjectRun, list[CatalogEvent]]]) -> None:
+        run_rows, event_rows = [], []
+        for run, events in records:
+            started = parquet.to_datetime(run.started_at) or datetime.now(timezone.utc)
+            record_id = (f"{key_safe(run.project_id)}__{started.strftime('%Y%m%dT%H%M%SZ')}-"
+                         f"{uuid.uuid4().hex[:12]}")
+            run_rows.append(self._run_row(run, record_id))
+            event_rows += self._event_rows(run, events, record_id)
+        # One record: its run row alone, as aps-mirror always wrote it; several: a list of them.
+        staged_runs = run_rows[0] if len(run_rows) == 1 else run_rows
+        body = parquet.encode(EVENTS, event_rows, {
+            STAGED_RUN_KEY: json.dumps(staged_runs, default=str, ensure_ascii=False).encode("utf-8")})
+        self._put(staged_key(self.prefix, run_id, run_rows[0]["record_id"]), body)
 
     @staticmethod
     def _run_row(run: ProjectRun, record_id: str) -> Row:
@@ -174,8 +195,10 @@ class CatalogWriter:
         try:
             data = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             found = parquet.read(data, where)
-            run_row = json.loads((found.schema.metadata or {})[STAGED_RUN_KEY])
-            return _Staged(key, parquet.to_arrow(RUNS, [run_row]), parquet.align(EVENTS, found))
+            run_rows = json.loads((found.schema.metadata or {})[STAGED_RUN_KEY])
+            if isinstance(run_rows, dict):
+                run_rows = [run_rows]
+            return _Staged(key, parquet.to_arrow(RUNS, run_rows), parquet.align(EVENTS, found))
         except ConfigError:
             raise  # written by a newer aps-mirror: upgrade, do not skip it
         except self.s3.exceptions.NoSuchKey:
@@ -215,7 +238,7 @@ class CatalogWriter:
                     self.s3.delete_object(Bucket=self.bucket, Key=key)
         self._delete([r.key for r in records])
         result.runs.append(run_id)
-        result.records += len(records)
+        result.records += sum(r.run.num_rows for r in records)
         result.events += sum(r.events.num_rows for r in records)
         result.run_rows += pa.concat_tables([r.run for r in records]).to_pylist()
 

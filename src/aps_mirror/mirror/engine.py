@@ -14,6 +14,7 @@ import time
 from concurrent.futures import as_completed
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
@@ -207,10 +208,19 @@ class MirrorEngine:
 
         Each result says why in `needs_walk`; a project that needs none is done: its result (and
         its `unchanged` run record in the catalog) is its whole night. Many projects are checked
-        at once, all drawing on their source's shared rate budget.
+        at once, all drawing on their source's shared rate budget; the unchanged projects' run
+        records go to the catalog together at the end (a few PUTs, not one per project).
         """
+        unchanged: list[ProjectRun] = []
         with self._leased():
-            return self._each(projects, self.scan_project, parallel)
+            results = self._each(projects, partial(self.scan_project, unchanged_runs=unchanged), parallel)
+        if unchanged:
+            try:
+                self.catalog.record_project_runs([(run, []) for run in unchanged])  # type: ignore[union-attr]
+            except Exception as exc:  # only the records are missing; the scan's outcome stands
+                log.warning("could not write the run records of %d unchanged project(s) to the catalog "
+                            "(%s); the catalog's runs table misses them for this run", len(unchanged), exc)
+        return results
 
     def sync_projects(self, projects: list[ProjectRef]) -> list[ProjectResult]:
         """Sync projects `project_workers` at a time; a project that fails is a result with its
@@ -237,9 +247,10 @@ class MirrorEngine:
         pool.shutdown()
         return results
 
-    def scan_project(self, project: ProjectRef) -> ProjectResult:
+    def scan_project(self, project: ProjectRef, unchanged_runs: list[ProjectRun] | None = None) -> ProjectResult:
         """One project's check: its manifest, and its root folder's rollup unless the manifest
-        already says a walk is due. Unchanged: its night is recorded, and done."""
+        already says a walk is due. Unchanged: its night is recorded (or its run record added
+        to `unchanged_runs`, for the caller to record), and done."""
         started = now_iso()
         manifest = self.manifests.load(project)
         result = ProjectResult(project=project.label, hub_id=project.hub_id,
@@ -254,7 +265,10 @@ class MirrorEngine:
             result.files_skipped = sum(1 for e in manifest.items.values() if not e.deleted_at)
             log.info("%s: unchanged since the last run", project.label)
             if self.catalog is not None and not self.config.dry_run:
-                self._record_run(project, result, [], started, 0, None)
+                if unchanged_runs is None:
+                    self._record_run(project, result, [], started, 0, None)
+                else:
+                    unchanged_runs.append(self._project_run(project, result, started, 0, None))
         else:
             log.info("%s: needs a walk (%s)", project.label, result.needs_walk)
         return result
@@ -386,6 +400,16 @@ class MirrorEngine:
     def _record_run(self, project: ProjectRef, result: ProjectResult, events: list[CatalogEvent],
                     started: str, throttled: int, failure: Exception | None) -> None:
         """Send the project's run record and events to the catalog; never fails the sync."""
+        run = self._project_run(project, result, started, throttled, failure)
+        try:
+            self.catalog.record_project_run(run, events)  # type: ignore[union-attr]
+        except Exception as exc:  # only the record is missing; the sync's outcome stands as it is
+            log.warning("%s: could not write the run record to the catalog (%s); the catalog's "
+                        "runs/events tables miss this run (status %s)", project.label, exc, run.status)
+
+    def _project_run(self, project: ProjectRef, result: ProjectResult, started: str, throttled: int,
+                     failure: Exception | None) -> ProjectRun:
+        """The catalog's run row of one project's night."""
         if failure is not None:
             status = "failed"
         elif result.errors or result.files_failed:
@@ -393,7 +417,7 @@ class MirrorEngine:
         else:
             status = "success"
         errors = list(result.errors) + ([f"{type(failure).__name__}: {failure}"] if failure else [])
-        run = ProjectRun(
+        return ProjectRun(
             run_id=self.run_id, hub_id=project.hub_id, hub_name=project.hub_name,
             project_id=project.project_id, project_name=project.project_name,
             started_at=started, finished_at=now_iso(), status=status, trigger=self.trigger,
@@ -402,11 +426,6 @@ class MirrorEngine:
             errors=errors, deletes_refused=result.deletes_refused, source=project.source,
             **result.counters(),
         )
-        try:
-            self.catalog.record_project_run(run, events)  # type: ignore[union-attr]
-        except Exception as exc:  # only the record is missing; the sync's outcome stands as it is
-            log.warning("%s: could not write the run record to the catalog (%s); the catalog's "
-                        "runs/events tables miss this run (status %s)", project.label, exc, status)
 
     def _full_walk_due(self, manifest: Manifest, project: ProjectRef) -> bool:
         return self._full_walk_reason(manifest, project) is not None
