@@ -8,10 +8,14 @@ run adopts, without a download, every object the killed run completed after its 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from aps_mirror.mirror import engine as engine_module
+from aps_mirror.mirror.adoption import OVERWRITE_MARGIN, RecordedTip, Strays
+from aps_mirror.mirror.keys import ProjectKeys
+from aps_mirror.mirror.sources.records import FileVersion, RemoteFile
 from tests.mirror.test_crash import assert_converged, killed_run, sync_all
 from tests.mirror.test_engine import PREFIX, mirrored, object_keys
 
@@ -76,3 +80,34 @@ def test_a_checkpoint_waits_in_proportion_to_how_long_the_last_save_took(monkeyp
     assert not checkpoint.due(), "saving may not take more than 1/SAVE_SHARE of the run"
     clock[0] += 1
     assert checkpoint.due()
+
+
+def test_a_recorded_key_the_killed_run_overwrote_is_adopted_there_and_never_removed(s3, bucket):
+    """Strays at keys the manifest references: read when the listing hints at an overwrite,
+    taken only at their own key, and never left over for removal (the manifest owns the key)."""
+    keys = ProjectKeys(PREFIX, "Hub", "Project")
+    newer, same, unrecorded = (keys.file_key(("Plans",), name) for name in ("a.pdf", "b.pdf", "c.pdf"))
+
+    def put(key: str, item: str, version: str, size: int) -> None:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x" * size,
+                      Metadata={"aps-item-id": item, "aps-version-id": version, "aps-sha1": "f" * 40})
+
+    put(newer, "item-a", "a-v2", 20)  # the killed run stored item a's version 2 over version 1
+    put(same, "item-b", "b-v1", 10)  # as recorded
+    put(unrecorded, "item-c", "c-v1", 30)
+    tips = {newer: RecordedTip("a-v1", 10), same: RecordedTip("b-v1", 10)}
+    strays = Strays.find(s3, bucket, keys, {newer, same}, tips, datetime.now(timezone.utc))
+    assert len(strays) == 2 and strays.leftovers() == [unrecorded], "the recorded key is never removed"
+
+    def remote(item: str, version: str, size: int, name: str) -> RemoteFile:
+        return RemoteFile(item, FileVersion(version, 2, name, size), ("Plans",), ("Plans",), name)
+
+    assert strays.take(remote("item-a", "a-v2", 20, "moved.pdf"), unrecorded) is None, \
+        "an object at a recorded key is not moved to another"
+    taken = strays.take(remote("item-a", "a-v2", 20, "a.pdf"), newer)
+    assert taken is not None and (taken.key, taken.size, taken.recorded) == (newer, 20, True)
+
+    # Written long before the manifest's last save, at the recorded size: not even read.
+    later = datetime.now(timezone.utc) + OVERWRITE_MARGIN + timedelta(minutes=1)
+    assert len(Strays.find(s3, bucket, keys, {newer, same}, {newer: RecordedTip("a-v1", 20), same: tips[same]},
+                           later)) == 1

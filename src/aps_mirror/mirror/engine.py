@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from aps_mirror.catalog.records import CatalogEvent, CatalogSink, EventAction, ProjectRun
 from aps_mirror.errors import ConfigError, s3_write
-from aps_mirror.mirror.adoption import Strays
+from aps_mirror.mirror.adoption import RecordedTip, Strays
 from aps_mirror.mirror.config import MirrorConfig
 from aps_mirror.mirror.events import DELETE_REASONS, ProjectEvents, event_action
 from aps_mirror.mirror.keys import VERSIONS_DIR, KeySpaceViolation, ProjectKeys
@@ -617,7 +617,9 @@ class MirrorEngine:
         unrecorded, to adopt (`_adopt`) or remove. Nothing to look for otherwise."""
         if not manifest.interrupted_run:
             return Strays()
-        strays = Strays.find(self.s3, self.config.bucket, keys, manifest.referenced_keys())
+        tips = {e.key: RecordedTip(e.version_id, e.size) for e in manifest.items.values() if not e.deleted_at}
+        strays = Strays.find(self.s3, self.config.bucket, keys, manifest.referenced_keys(), tips,
+                             manifest.saved_at)
         log.info("%s: run %s was interrupted; %d object(s) it copied without recording them are "
                  "adopted where they hold a wanted version, removed otherwise",
                  manifest.project_name, manifest.interrupted_run, len(strays))
@@ -638,7 +640,9 @@ class MirrorEngine:
                 # versions=all fetches its earlier versions on the next run (KEEP_VERSIONS).
                 manifest.record_copy(action.remote, action.key, stray.size, stray.sha1)
                 result.files_skipped += 1
-                events.add(EventAction.COPIED, action.remote.item_id, action.remote.source_path, key=action.key,
+                adopted = Transferred(stray.size, stray.sha1 or "")  # a copy, or a new version over its key
+                events.add(event_action(action, adopted), action.remote.item_id, action.remote.source_path,
+                           key=action.key, previous_key=action.previous.key if action.previous else None,
                            version=action.remote.version, size=stray.size,
                            reason="adopted: copied by an interrupted run, which did not record it")
             else:

@@ -187,6 +187,11 @@ class Manifest:
                 "restore it from the bucket's versions, or delete it to re-mirror the project."
             ) from None
 
+    @property
+    def saved_at(self) -> datetime | None:
+        """When this manifest was last saved (None before its first save)."""
+        return parse_timestamp(self.updated_at)
+
     def referenced_keys(self) -> set[str]:
         """Every object the mirror holds for this project: tips, and kept earlier versions."""
         return {key for entry in self.items.values() for key in entry.held_keys()}
