@@ -161,7 +161,7 @@ class MirrorRecord:
         segment the key rules could have produced, and that no other hub (or project of the
         same hub) holds now."""
         entry = self._entries(kind).get(id_)
-        if not entry:
+        if not entry or not entry.get("former"):
             return []
         others = {e["segment"] for other, e in self._entries(kind).items()
                   if other != id_ and (kind == "hub" or e["hub_id"] == entry.get("hub_id"))}
@@ -195,9 +195,10 @@ class MirrorRecord:
             raise ValueError("a project's segment is assigned under its hub: pass hub_id")
         entries = self._entries(kind)
         known = entries.get(id_)
-        others = [other for other, e in entries.items() if other != id_ and (kind == "hub" or e["hub_id"] == hub_id)]
-        if any(segment == entries[other]["segment"] or segment in self.former_segments(kind, other)
-               for other in others):
+        # One pass over the parent's other entries (an account of thousands of projects assigns
+        # them all each run); any former segment counts, as in taken_segments.
+        if any(segment == e["segment"] or segment in e.get("former", ())
+               for other, e in entries.items() if other != id_ and (kind == "hub" or e["hub_id"] == hub_id)):
             raise SegmentTaken(f"{self.where}: segment {segment!r} already belongs to another {kind}; "
                                "choose another one.", clashes=[(kind, id_)])
         former = list(known.get("former", [])) if known else []
