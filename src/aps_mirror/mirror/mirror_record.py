@@ -195,10 +195,7 @@ class MirrorRecord:
             raise ValueError("a project's segment is assigned under its hub: pass hub_id")
         entries = self._entries(kind)
         known = entries.get(id_)
-        # One pass over the parent's other entries (an account of thousands of projects assigns
-        # them all each run); any former segment counts, as in taken_segments.
-        if any(segment == e["segment"] or segment in e.get("former", ())
-               for other, e in entries.items() if other != id_ and (kind == "hub" or e["hub_id"] == hub_id)):
+        if self._held_by_another(kind, id_, segment, hub_id):
             raise SegmentTaken(f"{self.where}: segment {segment!r} already belongs to another {kind}; "
                                "choose another one.", clashes=[(kind, id_)])
         former = list(known.get("former", [])) if known else []
@@ -210,6 +207,19 @@ class MirrorRecord:
             entries[id_] = entry
             self._changed[(kind, id_)] = entry
         return segment
+
+    def _held_by_another(self, kind: Kind, id_: str, segment: str, hub_id: str | None) -> bool:
+        """Whether another id of the parent holds `segment`, or held it (a former segment
+        `former_segments` accepts). Two passes over the parent's entries, whatever their count:
+        an account of thousands of projects assigns them all each run."""
+        peers = {other: e for other, e in self._entries(kind).items() if kind == "hub" or e["hub_id"] == hub_id}
+        holders = {other for other, e in peers.items() if e["segment"] == segment}
+        if holders - {id_}:
+            return True
+        # A former segment counts only where former_segments keeps it: one the key rules give,
+        # that no other entry holds now.
+        return safe_segment(segment) == segment and any(
+            segment in e.get("former", ()) and holders <= {other} for other, e in peers.items() if other != id_)
 
     # -- writing ------------------------------------------------------------------------------
     def save(self) -> None:
