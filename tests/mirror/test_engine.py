@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import unicodedata
 
@@ -50,6 +51,10 @@ def assert_exact_mirror(simulator, s3, bucket) -> None:
         assert body == simulator.sim.file_bytes(f.tip.id), entry["key"]
         assert obj["Metadata"]["aps-item-id"] == item_id
         assert obj["Metadata"]["aps-version-number"] == str(f.tip.number)
+        # The SHA-1 the manifest (and the catalog, and verify) trusts, and the object's own copy
+        # of it (an object adopted after a crash brings it along), are the bytes'.
+        sha1 = hashlib.sha1(body).hexdigest()
+        assert entry["sha1"] == sha1 and obj["Metadata"]["aps-sha1"] == sha1, entry["key"]
 
 
 def test_first_run_copies_everything_byte_identical_and_second_copies_nothing(simulator, aps, s3, bucket):
@@ -97,6 +102,8 @@ def test_rename_is_a_server_side_copy_without_download(simulator, aps, s3, bucke
     entry = mirrored(s3, bucket)[target.item_id]
     assert entry["key"].endswith("/renamed drawing.pdf") and entry["key"] != old_key
     assert old_key not in object_keys(s3, bucket), "the old key is removed"
+    copied = s3.head_object(Bucket=bucket, Key=entry["key"])["Metadata"]
+    assert copied["aps-sha1"] == entry["sha1"] == simulator.sim.sha1(target.tip.id), "the copy keeps the SHA-1"
     assert_exact_mirror(simulator, s3, bucket)
 
 

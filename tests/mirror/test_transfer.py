@@ -76,6 +76,8 @@ def assert_exact_copy(simulator, s3, bucket, remote: RemoteFile, key: str = KEY)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert len(body) == len(expected) and body == expected
     assert hashlib.sha1(body).hexdigest() == simulator.sim.sha1(remote.version.id)
+    # Kept in the metadata, multipart or not, so an object adopted after a crash keeps it too.
+    assert s3.head_object(Bucket=bucket, Key=key)["Metadata"]["aps-sha1"] == simulator.sim.sha1(remote.version.id)
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 

@@ -520,9 +520,11 @@ class MirrorEngine:
             return Transferred(previous.size, previous.sha1 or "", reused=True), kept
         if action.kind is ActionKind.SERVER_COPY:
             source = action.source_key or previous.key  # type: ignore[union-attr]
-            server_side_copy(self.s3, self.config.bucket, keys.check_own(source), action.key, action.remote)
+            # The bytes' SHA-1: an adopted object's own; else the entry's, of this same version.
+            sha1 = action.source_sha1 if action.source_key else (previous.sha1 if previous else None)
+            server_side_copy(self.s3, self.config.bucket, keys.check_own(source), action.key, action.remote, sha1)
             progress.add_bytes(action.size)
-            return Transferred(action.size, (previous.sha1 if previous else None) or "", reused=True), {}
+            return Transferred(action.size, sha1 or "", reused=True), {}
         log.debug("copy %s -> s3://%s/%s (%s)", action.remote.source_path, self.config.bucket,
                   action.key, action.reason)
         kept: dict[str, dict[str, Any]] = {}
@@ -647,6 +649,7 @@ class MirrorEngine:
                            reason="adopted: copied by an interrupted run, which did not record it")
             else:
                 left.append(replace(action, kind=ActionKind.SERVER_COPY, source_key=stray.key,
+                                    source_sha1=stray.sha1,
                                     reason=f"{action.reason}; copied by an interrupted run at another key"))
         return left
 

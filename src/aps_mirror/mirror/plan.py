@@ -28,6 +28,7 @@ class Action:
     reason: str
     previous: ManifestEntry | None = None  # what the mirror held for this item before
     source_key: str | None = None  # SERVER_COPY from an object the manifest does not hold (adoption)
+    source_sha1: str | None = None  # that object's SHA-1, as its metadata says (None: unknown)
 
     @property
     def size(self) -> int:

@@ -58,14 +58,17 @@ class Transferred:
     reused: bool = False  # the bytes were already in the mirror: copied inside S3, not downloaded
 
 
-def object_metadata(remote: RemoteFile) -> dict[str, str]:
-    """S3 user metadata (ASCII only, so the source path is percent-encoded)."""
+def object_metadata(remote: RemoteFile, sha1: str | None = None) -> dict[str, str]:
+    """S3 user metadata (ASCII only, so the source path is percent-encoded). `sha1`: the bytes'
+    SHA-1 when known before the object is complete (computed, or the source's own, which the
+    transfer checks before S3 makes the object visible), so an adopted object keeps it too."""
     version = remote.version
     return {
         "aps-item-id": remote.item_id,
         "aps-version-id": quote(version.id, safe=":"),
         "aps-version-number": str(version.version_number or ""),
         "aps-source-path": quote(remote.source_path, safe="/ "),
+        **({"aps-sha1": sha1.lower()} if sha1 else {}),
     }
 
 
@@ -117,7 +120,7 @@ def _copy_once(source: Source, s3: Any, bucket: str, key: str, remote: RemoteFil
     _refuse_oversize(remote, expected_size)  # the size signed may differ from the one listed
     if mirrored is not None and download.sha1 and mirrored[2] == download.sha1.lower() \
             and mirrored[1] == expected_size:
-        server_side_copy(s3, bucket, mirrored[0], key, remote)
+        server_side_copy(s3, bucket, mirrored[0], key, remote, mirrored[2])
         on_bytes(expected_size)
         return Transferred(expected_size, mirrored[2], reused=True)
     if download.refusal or not download.url:
@@ -149,7 +152,7 @@ def _copy_streaming(source: Source, s3: Any, bucket: str, key: str, remote: Remo
     upload_id: str | None = None
     algorithm: str | None = None  # the upload's additional checksum, if the client adds one
     parts: list[dict[str, Any]] = []
-    metadata = object_metadata(remote)
+    metadata = object_metadata(remote, expected_sha1)  # a multipart upload starts before the end
     try:
         with source.open_download(url) as response:
             for chunk in response.iter_content(READ_CHUNK):
@@ -166,8 +169,7 @@ def _copy_streaming(source: Source, s3: Any, bucket: str, key: str, remote: Remo
         sha1 = digest.hexdigest()
         _verify(remote, size, sha1, expected_size, expected_sha1)
         if upload_id is None:
-            # Its SHA-1 is known before the write: kept, so an adopted object keeps it too.
-            s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), Metadata={**metadata, "aps-sha1": sha1})
+            s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), Metadata=object_metadata(remote, sha1))
         else:
             if buffer:
                 parts.append(_upload_part(s3, bucket, key, upload_id, len(parts) + 1, bytes(buffer), algorithm))
@@ -228,7 +230,7 @@ class _RangedCopy:
     def run(self) -> Transferred:
         """Fetch, upload, hash and verify every part, then complete; abort on any failure."""
         created = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                  Metadata=object_metadata(self.remote))
+                                                  Metadata=object_metadata(self.remote, self.expected_sha1))
         self._upload_id, self._algorithm = created["UploadId"], created.get("ChecksumAlgorithm")
         completed = False
         try:
@@ -434,8 +436,11 @@ def _abort_quietly(s3: Any, bucket: str, key: str, upload_id: str) -> None:
         log.warning("could not abort multipart upload of %s: %s", key, exc)
 
 
-def server_side_copy(s3: Any, bucket: str, source_key: str, key: str, remote: RemoteFile) -> None:
-    """Copy an object already in the mirror to a new key (rename/move: no download)."""
+def server_side_copy(s3: Any, bucket: str, source_key: str, key: str, remote: RemoteFile,
+                     sha1: str | None = None) -> None:
+    """Copy an object already in the mirror to a new key (rename/move: no download); `sha1`:
+    its bytes' SHA-1 when known, kept in the new object's metadata as on an upload."""
     with s3_write(bucket, key):
         s3.copy({"Bucket": bucket, "Key": source_key}, bucket, key,
-                ExtraArgs={"Metadata": object_metadata(remote), "MetadataDirective": "REPLACE", **copy_args(s3)})
+                ExtraArgs={"Metadata": object_metadata(remote, sha1), "MetadataDirective": "REPLACE",
+                           **copy_args(s3)})
